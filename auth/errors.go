@@ -1,0 +1,113 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// ErrNoCredentials is returned by an authentication step when the request
+// carries no credential of its kind, so that the next step may run.
+var ErrNoCredentials = errors.New("no credentials")
+
+// RFC 6750 error codes, sent in WWW-Authenticate.
+const (
+	CodeInvalidRequest    = "invalid_request"
+	CodeInvalidToken      = "invalid_token"
+	CodeInsufficientScope = "insufficient_scope"
+)
+
+// Reasons sent in X-Reason, for clients that act on them (the desktop
+// extension signs in again on EXPIRED_TOKEN without tripping loop detection).
+const (
+	ReasonExpiredToken = "EXPIRED_TOKEN"
+	ReasonInvalidToken = "INVALID_TOKEN"
+	ReasonNoCredential = "NO_CREDENTIALS"
+	ReasonUnavailable  = "IDENTITY_SERVICE_UNAVAILABLE"
+	ReasonForbidden    = "FORBIDDEN"
+)
+
+// Error is an authentication failure together with the answer the client
+// should get. Err, the cause, is for logs and is never shown to the client.
+type Error struct {
+	Status      int    // HTTP status: 400, 401, 403, 429 or 503
+	Code        string // RFC 6750 error code, or "" when none applies
+	Reason      string // X-Reason header value, or ""
+	Description string // what went wrong, in words a person can act on
+	Err         error  // the cause; may be nil
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Description, e.Err)
+	}
+	return e.Description
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Unauthorized returns a 401 Error with RFC 6750 code invalid_token.
+func Unauthorized(reason, description string, cause error) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Reason: reason, Description: description, Err: cause}
+}
+
+// BadRequest returns a 400 Error with RFC 6750 code invalid_request.
+func BadRequest(description string, cause error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Reason: ReasonInvalidToken, Description: description, Err: cause}
+}
+
+// AsError returns err as an *Error. Anything that is not one already is an
+// internal failure: 500, with a generic description, so that no detail of
+// it reaches the client.
+func AsError(err error) *Error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &Error{Status: http.StatusInternalServerError, Description: "internal error", Err: err}
+}
+
+// WriteError answers the request with err: status, WWW-Authenticate (on 401,
+// and on 400/403 when a code applies), X-Reason, and a small JSON body
+// {"error": code, "error_description": description, "reason": reason}.
+func WriteError(w http.ResponseWriter, err error) {
+	ae := AsError(err)
+	h := w.Header()
+	if ae.Status == http.StatusUnauthorized || ae.Code != "" {
+		h.Set("WWW-Authenticate", challenge(ae))
+	}
+	if ae.Reason != "" {
+		h.Set("X-Reason", ae.Reason)
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(ae.Status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error,omitempty"`
+		Description string `json:"error_description"`
+		Reason      string `json:"reason,omitempty"`
+	}{ae.Code, ae.Description, ae.Reason})
+}
+
+func challenge(ae *Error) string {
+	var b strings.Builder
+	b.WriteString(`Bearer realm="gatehouse"`)
+	if ae.Code != "" {
+		fmt.Fprintf(&b, `, error="%s"`, ae.Code)
+		// RFC 6750 limits error_description to printable ASCII without '"' and '\'.
+		fmt.Fprintf(&b, `, error_description="%s"`, quoteSafe(ae.Description))
+	}
+	return b.String()
+}
+
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
+}

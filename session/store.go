@@ -1,0 +1,143 @@
+// Package session keeps what Gatehouse remembers between requests: users
+// provisioned from IMS, their group memberships, and login tokens. Store is
+// the persistence contract; sqlite (and later postgres) implement it, and
+// storetest is the conformance suite every implementation must pass.
+package session
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+)
+
+// ErrNotFound is returned when the requested record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// SourceIMS marks memberships that came from an IMS sync. A sync replaces
+// only these; memberships with any other source are left alone.
+const SourceIMS = "ims"
+
+// SourceLocal marks memberships granted in Gatehouse, not by IMS.
+const SourceLocal = "local"
+
+// User is a person provisioned from IMS.
+type User struct {
+	ID          string // IMS user id: the external id, e.g. "7F8F…@AdobeID"
+	Email       string
+	Name        string
+	FirstName   string
+	LastName    string
+	Memberships []Membership // sorted by group, then source
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	SyncedAt    time.Time // last sync of profile and IMS groups
+}
+
+// Groups returns the distinct group names of all memberships, sorted.
+func (u *User) Groups() []string {
+	seen := make(map[string]struct{}, len(u.Memberships))
+	out := make([]string, 0, len(u.Memberships))
+	for _, m := range u.Memberships {
+		if _, ok := seen[m.Group]; !ok {
+			seen[m.Group] = struct{}{}
+			out = append(out, m.Group)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Membership says a user belongs to a group, and where that came from.
+type Membership struct {
+	Group  string
+	Source string // SourceIMS or SourceLocal
+}
+
+// Profile is what a sync writes about a user.
+type Profile struct {
+	ID        string
+	Email     string
+	Name      string
+	FirstName string
+	LastName  string
+}
+
+// SyncResult says what a sync changed.
+type SyncResult struct {
+	User    *User
+	Created bool     // the user did not exist before
+	Added   []string // IMS groups added, sorted
+	Removed []string // IMS groups removed, sorted
+}
+
+// LoginToken is the server-side record behind a login-token cookie. Only a
+// hash of the token's secret is stored; the secret itself lives only in
+// the cookie.
+type LoginToken struct {
+	ID         string // random, URL-safe; the lookup key
+	UserID     string
+	SecretHash []byte // SHA-256 of the secret
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// Store persists users, memberships, login tokens and settings. Every method
+// is safe for concurrent use, and every write is atomic: a failed call
+// leaves nothing half-written. Times are stored with at least millisecond
+// precision and returned in UTC.
+type Store interface {
+	// GetUser returns the user with the given IMS id and all memberships.
+	// It returns ErrNotFound if there is none.
+	GetUser(ctx context.Context, id string) (*User, error)
+
+	// SyncUser creates the user if missing, writes the profile, and makes
+	// the user's SourceIMS memberships exactly imsGroups (adding and removing
+	// as needed; memberships of other sources are untouched), and sets
+	// SyncedAt to now — all in one transaction. Concurrent syncs of the same
+	// user must not fail or duplicate rows.
+	SyncUser(ctx context.Context, p Profile, imsGroups []string, now time.Time) (*SyncResult, error)
+
+	// AddMembership grants a membership with the given source; granting an
+	// existing one is not an error. It returns ErrNotFound if the user does
+	// not exist.
+	AddMembership(ctx context.Context, userID, group, source string) error
+
+	// RemoveMembership revokes one membership; revoking a missing one is not
+	// an error.
+	RemoveMembership(ctx context.Context, userID, group, source string) error
+
+	// CreateLoginToken stores a new login token. The user must exist.
+	CreateLoginToken(ctx context.Context, t *LoginToken) error
+
+	// GetLoginToken returns the token with the given id, expired or not, or
+	// ErrNotFound.
+	GetLoginToken(ctx context.Context, id string) (*LoginToken, error)
+
+	// ExtendLoginToken sets a token's expiry. It returns ErrNotFound if the
+	// token does not exist (for example, it was revoked meanwhile).
+	ExtendLoginToken(ctx context.Context, id string, expiresAt time.Time) error
+
+	// DeleteLoginToken removes a token; removing a missing one is not an
+	// error.
+	DeleteLoginToken(ctx context.Context, id string) error
+
+	// DeleteExpiredLoginTokens removes every token whose expiry is at or
+	// before now, and returns how many it removed.
+	DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error)
+
+	// CountLoginTokens returns how many login tokens are stored (for
+	// metrics and tests).
+	CountLoginTokens(ctx context.Context) (int64, error)
+
+	// GetOrCreateSetting returns the value stored under key; when there is
+	// none, it stores value and returns it. Of several replicas racing to
+	// create the same key, all get the one value that won.
+	GetOrCreateSetting(ctx context.Context, key string, value []byte) ([]byte, error)
+
+	// Ping checks the store is reachable (for readiness).
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
