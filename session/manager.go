@@ -1,0 +1,669 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"go.uber.org/zap"
+)
+
+// Errors of Validate that mean "this cookie does not sign anyone in" (a
+// 401). Any other error from Validate is a failure of the store (a 503),
+// returned wrapped.
+var (
+	// ErrTokenMalformed: the cookie value is empty, too long, not signed by
+	// any configured key, or not a login token.
+	ErrTokenMalformed = errors.New("login token malformed")
+	// ErrTokenUnknown: the token does not exist (never did, was revoked or
+	// cleaned up), its secret does not match, or its user is gone.
+	ErrTokenUnknown = errors.New("login token unknown")
+	// ErrTokenExpired: the token has expired. It has been deleted.
+	ErrTokenExpired = errors.New("login token expired")
+)
+
+// Defaults of ManagerConfig.
+const (
+	DefaultTokenTTL   = 12 * time.Hour
+	DefaultCookieName = "login-token"
+	DefaultCacheTTL   = 30 * time.Second
+
+	// MaxCookieLen is the longest cookie value Validate will look at.
+	MaxCookieLen = 4096
+	// maxCacheEntries bounds the validation cache (see Manager).
+	maxCacheEntries = 1_000_000
+)
+
+// Token layout: the cookie carries "<id>.<secret>", both unpadded base64url.
+const (
+	idBytes     = 16
+	secretBytes = 32
+	idLen       = 22 // base64.RawURLEncoding.EncodedLen(idBytes)
+	secretLen   = 43 // base64.RawURLEncoding.EncodedLen(secretBytes)
+	payloadLen  = idLen + 1 + secretLen
+)
+
+// ManagerConfig configures a Manager. The zero value of every field but
+// CookieSecure is a usable default.
+type ManagerConfig struct {
+	// TTL is a login token's lifetime. Default 12h. A token is extended to
+	// a full TTL when it is used after more than half of it has passed.
+	TTL time.Duration
+	// CookieName is the cookie's name. Default "login-token".
+	CookieName string
+	// CookiePath is the cookie's Path. Default "/".
+	CookiePath string
+	// CookieSecure sets the Secure attribute. The zero value (off) is for
+	// plain-HTTP development only; the configuration layer turns it on
+	// unless told otherwise, and NewManager logs a warning when it is off.
+	CookieSecure bool
+	// SameSite is the cookie's SameSite attribute. Default
+	// http.SameSiteLaxMode. http.SameSiteNoneMode requires CookieSecure.
+	SameSite http.SameSite
+	// CacheTTL is how long a validated token is trusted from memory before
+	// the store is asked again; a logout or group change made through
+	// another replica takes effect here within it. 0 means the default,
+	// 30s; a negative value disables the cache.
+	CacheTTL time.Duration
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// Logger receives warnings and cleanup counts. Default: no logging.
+	Logger *zap.Logger
+}
+
+// Manager issues, validates, refreshes and revokes login tokens, and sets
+// their cookies. It is safe for concurrent use.
+//
+// Validated tokens are cached in memory for CacheTTL, keyed by token id,
+// so that a warm validation costs no store call. The cache holds at most
+// 1,000,000 entries; when it is full, an arbitrary entry is evicted to make
+// room (it is at most CacheTTL from being useless anyway: entries are
+// trusted only that long, and RunCleanup prunes the rest). Tokens of one
+// user share one *User.
+type Manager struct {
+	store  Store
+	codecs []securecookie.Codec
+	ttl    time.Duration
+	name   string
+	path   string
+	secure bool
+	site   http.SameSite
+	cttl   time.Duration // <= 0: cache off
+	now    func() time.Time
+	log    *zap.Logger
+
+	// mu guards cache, users, maxEntries and every userEntry. gen is bumped
+	// (under mu) by Revoke and ForgetUser; a store read that started before
+	// a bump is not cached, so it cannot bring back what was just dropped.
+	mu         sync.RWMutex
+	cache      map[string]*cacheEntry
+	users      map[string]*userEntry
+	maxEntries int
+	gen        atomic.Uint64
+
+	flightMu sync.Mutex
+	flights  map[string]*loadCall
+}
+
+// cacheEntry is one cached token. tok is never modified once the entry
+// exists (a refresh swaps in a new entry), so it can be handed out.
+type cacheEntry struct {
+	tok        *LoginToken
+	ue         *userEntry
+	checkedAt  int64 // UnixNano of the store read
+	refreshing atomic.Bool
+}
+
+// userEntry is the one *User shared by all cached tokens of a user. user
+// is atomic because validations read it without holding mu; refs and stale
+// are guarded by mu.
+type userEntry struct {
+	id    string
+	user  atomic.Pointer[User] // the newest store read of the user
+	refs  int                  // cache entries pointing here
+	stale bool                 // ForgetUser: entries pointing here are not to be trusted
+}
+
+func newUserEntry(u *User) *userEntry {
+	ue := &userEntry{id: u.ID}
+	ue.user.Store(u)
+	return ue
+}
+
+// loadCall is one store read shared by concurrent validations of a token.
+type loadCall struct {
+	done chan struct{}
+	e    *cacheEntry
+	err  error
+}
+
+// Validated is a successfully validated login token.
+type Validated struct {
+	// Token is the token's record. It is shared with the cache: read only.
+	Token *LoginToken
+	// User is the user, with memberships, as of the last store read. It is
+	// shared with the cache: read only.
+	User *User
+	// Refresh is non-nil when the token was extended: set it on the
+	// response.
+	Refresh *http.Cookie
+}
+
+// NewManager returns a Manager over store that signs cookies with keys[0]
+// and accepts cookies signed with any of keys.
+func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("session manager: no store")
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("session manager: no cookie keys")
+	}
+	m := &Manager{
+		store:      store,
+		ttl:        cfg.TTL,
+		name:       cfg.CookieName,
+		path:       cfg.CookiePath,
+		secure:     cfg.CookieSecure,
+		site:       cfg.SameSite,
+		cttl:       cfg.CacheTTL,
+		now:        cfg.Now,
+		log:        cfg.Logger,
+		cache:      make(map[string]*cacheEntry),
+		users:      make(map[string]*userEntry),
+		maxEntries: maxCacheEntries,
+		flights:    make(map[string]*loadCall),
+	}
+	switch {
+	case m.ttl == 0:
+		m.ttl = DefaultTokenTTL
+	case m.ttl < time.Second:
+		return nil, fmt.Errorf("session manager: token TTL %v is less than a second", m.ttl)
+	}
+	if m.name == "" {
+		m.name = DefaultCookieName
+	}
+	if m.path == "" {
+		m.path = "/"
+	}
+	if m.site == 0 {
+		m.site = http.SameSiteLaxMode
+	}
+	if m.site == http.SameSiteNoneMode && !m.secure {
+		return nil, errors.New("session manager: SameSite=None requires the Secure cookie attribute")
+	}
+	if m.cttl == 0 {
+		m.cttl = DefaultCacheTTL
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = zap.NewNop()
+	}
+	if err := (&http.Cookie{Name: m.name, Value: "x", Path: m.path}).Valid(); err != nil {
+		return nil, fmt.Errorf("session manager: cookie name or path: %w", err)
+	}
+	m.codecs = make([]securecookie.Codec, len(keys))
+	for i, k := range keys {
+		if err := k.validate(); err != nil {
+			return nil, fmt.Errorf("session manager: cookie key pair %d: %w", i+1, err)
+		}
+		m.codecs[i] = securecookie.New(k.Hash, k.Block).
+			SetSerializer(securecookie.NopEncoder{}).
+			MaxAge(0). // the server-side record is authoritative
+			MaxLength(MaxCookieLen)
+	}
+	if !m.secure {
+		m.log.Warn("login-token cookie is sent without the Secure attribute; use this for plain-HTTP development only")
+	}
+	return m, nil
+}
+
+// CookieName returns the login-token cookie's name.
+func (m *Manager) CookieName() string { return m.name }
+
+// Issue creates a login token for user (who must exist in the store) and
+// returns the cookie to set and the stored record. Only SHA-256 of the
+// token's secret is stored; the secret itself is only in the cookie.
+func (m *Manager) Issue(ctx context.Context, user *User) (*http.Cookie, *LoginToken, error) {
+	if user == nil || user.ID == "" {
+		return nil, nil, errors.New("issue login token: no user")
+	}
+	var id [idBytes]byte
+	var secret [secretBytes]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, nil, fmt.Errorf("issue login token: %w", err)
+	}
+	if _, err := rand.Read(secret[:]); err != nil {
+		return nil, nil, fmt.Errorf("issue login token: %w", err)
+	}
+	sum := sha256.Sum256(secret[:])
+	now := m.now().UTC().Truncate(time.Millisecond)
+	tok := &LoginToken{
+		ID:         base64.RawURLEncoding.EncodeToString(id[:]),
+		UserID:     user.ID,
+		SecretHash: sum[:],
+		CreatedAt:  now,
+		ExpiresAt:  now.Add(m.ttl),
+	}
+	c, err := m.cookie(tok.ID, secret[:], tok.ExpiresAt, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue login token: %w", err)
+	}
+	if err := m.store.CreateLoginToken(ctx, tok); err != nil {
+		return nil, nil, fmt.Errorf("issue login token: store: %w", err)
+	}
+	return c, tok, nil
+}
+
+// Validate checks a login-token cookie value and returns the token and its
+// user. It returns an error wrapping ErrTokenMalformed, ErrTokenUnknown or
+// ErrTokenExpired when the value signs no one in, and any other error when
+// the store failed.
+//
+// A token found expired is deleted. A token used after more than half of
+// its lifetime is extended to a full lifetime, and Validated.Refresh is
+// the cookie to send (signed with the first key pair). Of concurrent
+// validations of one token, one extends it (with the cache off, ones that
+// do not share a store read may each do so: harmless, only repeated). If
+// extending fails for another reason than the token being gone, the token
+// stays valid until its current expiry and a later use tries again.
+func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error) {
+	id, secret, ok := m.decode(value)
+	if !ok {
+		return nil, fmt.Errorf("validate login token: %w", ErrTokenMalformed)
+	}
+	sum := sha256.Sum256(secret[:])
+	now := m.now()
+
+	e := m.lookup(id, now)
+	if e == nil {
+		var err error
+		if e, err = m.load(ctx, string(id)); err != nil {
+			return nil, fmt.Errorf("validate login token: %w", err)
+		}
+	}
+	tok, user := e.tok, e.ue.user.Load()
+	if subtle.ConstantTimeCompare(tok.SecretHash, sum[:]) != 1 {
+		return nil, fmt.Errorf("validate login token: %w", ErrTokenUnknown)
+	}
+	if user == nil || !now.Before(tok.ExpiresAt) { // no user: load found it expired
+		m.drop(tok.ID)
+		if err := m.store.DeleteLoginToken(ctx, tok.ID); err != nil {
+			// RunCleanup will get it; the answer is the same either way.
+			m.log.Warn("delete expired login token", zap.String("token", tokenRef(tok.ID)), zap.Error(err))
+		}
+		return nil, fmt.Errorf("validate login token: %w", ErrTokenExpired)
+	}
+	v := &Validated{Token: tok, User: user}
+	if tok.ExpiresAt.Sub(now) >= m.ttl/2 || !e.refreshing.CompareAndSwap(false, true) {
+		return v, nil
+	}
+	return m.refresh(ctx, e, v, secret[:], now)
+}
+
+// refresh extends e's token to a full lifetime; the caller holds
+// e.refreshing.
+func (m *Manager) refresh(ctx context.Context, e *cacheEntry, v *Validated, secret []byte, now time.Time) (*Validated, error) {
+	tok := e.tok
+	exp := now.UTC().Truncate(time.Millisecond).Add(m.ttl)
+	c, err := m.cookie(tok.ID, secret, exp, now)
+	if err == nil {
+		err = m.store.ExtendLoginToken(ctx, tok.ID, exp)
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		m.drop(tok.ID)
+		return nil, fmt.Errorf("validate login token: %w", ErrTokenUnknown)
+	case err != nil:
+		e.refreshing.Store(false)
+		if ctx.Err() != nil {
+			return v, nil // the client went away; the next use tries again
+		}
+		m.log.Warn("extend login token", zap.String("token", tokenRef(tok.ID)), zap.Error(err))
+		return v, nil
+	}
+	nt := *tok
+	nt.ExpiresAt = exp
+	ne := &cacheEntry{tok: &nt, ue: e.ue, checkedAt: e.checkedAt}
+	m.mu.Lock()
+	if m.cache[tok.ID] == e {
+		m.cache[tok.ID] = ne // same user entry: refs unchanged
+	}
+	m.mu.Unlock()
+	v.Token = &nt
+	v.Refresh = c
+	return v, nil
+}
+
+// Revoke deletes the token in value from the store and the cache. A value
+// that is not a valid cookie, or names no token, is not an error: logout
+// must always be able to clear the cookie. An error means the store failed.
+func (m *Manager) Revoke(ctx context.Context, value string) error {
+	id, _, ok := m.decode(value)
+	if !ok {
+		return nil
+	}
+	sid := string(id)
+	// Store first, then cache: a concurrent store read that still saw the
+	// token started before the gen bump in drop, so it is not cached.
+	err := m.store.DeleteLoginToken(ctx, sid)
+	m.drop(sid) // even if the store failed: this replica honours the logout
+	if err != nil {
+		return fmt.Errorf("revoke login token: %w", err)
+	}
+	return nil
+}
+
+// ClearCookie returns a cookie that deletes the login-token cookie.
+func (m *Manager) ClearCookie() *http.Cookie {
+	return &http.Cookie{
+		Name:     m.name,
+		Value:    "",
+		Path:     m.path,
+		Expires:  time.Unix(0, 0),
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   m.secure,
+		SameSite: m.site,
+	}
+}
+
+// ForgetUser drops the cached entries of the user, so that their next
+// validation reads the user (and memberships) from the store. Call it after
+// the user's groups changed. The entries are marked at once and removed
+// from memory on their next use or by RunCleanup.
+func (m *Manager) ForgetUser(userID string) {
+	m.mu.Lock()
+	m.gen.Add(1)
+	if ue := m.users[userID]; ue != nil {
+		ue.stale = true
+		delete(m.users, userID)
+	}
+	m.mu.Unlock()
+}
+
+// RunCleanup deletes expired tokens from the store and prunes the cache,
+// once at the start and then every interval (10 minutes if interval is not
+// positive), until ctx is done.
+func (m *Manager) RunCleanup(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		m.cleanup(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Manager) cleanup(ctx context.Context) {
+	now := m.now()
+	n, err := m.store.DeleteExpiredLoginTokens(ctx, now)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.log.Warn("delete expired login tokens", zap.Error(err))
+	case n > 0:
+		m.log.Info("deleted expired login tokens", zap.Int64("count", n))
+	}
+	if p := m.prune(now); p > 0 {
+		m.log.Debug("pruned login-token cache", zap.Int("count", p), zap.Int("left", m.CacheLen()))
+	}
+}
+
+// prune removes the cache entries that are no longer trusted. It finds
+// them under the read lock, so that validations go on meanwhile, and
+// removes them in batches under the write lock.
+func (m *Manager) prune(now time.Time) int {
+	type victim struct {
+		id string
+		e  *cacheEntry
+	}
+	var victims []victim
+	m.mu.RLock()
+	for id, e := range m.cache {
+		if !m.trusted(e, now) {
+			victims = append(victims, victim{id, e})
+		}
+	}
+	m.mu.RUnlock()
+	n := 0
+	const batch = 1024
+	for i := 0; i < len(victims); i += batch {
+		m.mu.Lock()
+		for _, v := range victims[i:min(i+batch, len(victims))] {
+			if m.cache[v.id] == v.e {
+				m.removeLocked(v.id, v.e)
+				n++
+			}
+		}
+		m.mu.Unlock()
+	}
+	return n
+}
+
+// CacheLen returns the number of tokens held in the cache, including
+// untrusted ones not yet pruned.
+func (m *Manager) CacheLen() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.cache)
+}
+
+// decode returns the id and secret in a cookie value. id aliases a buffer
+// of its own.
+func (m *Manager) decode(value string) (id []byte, secret [secretBytes]byte, ok bool) {
+	if value == "" || len(value) > MaxCookieLen {
+		return nil, secret, false
+	}
+	var p []byte
+	if err := securecookie.DecodeMulti(m.name, value, &p, m.codecs...); err != nil {
+		return nil, secret, false
+	}
+	if len(p) != payloadLen || p[idLen] != '.' {
+		return nil, secret, false
+	}
+	var raw [idBytes]byte
+	if n, err := base64.RawURLEncoding.Decode(raw[:], p[:idLen]); err != nil || n != idBytes {
+		return nil, secret, false
+	}
+	if n, err := base64.RawURLEncoding.Decode(secret[:], p[idLen+1:]); err != nil || n != secretBytes {
+		return nil, secret, false
+	}
+	return p[:idLen], secret, true
+}
+
+// cookie returns the login-token cookie for id and secret, valid until exp.
+func (m *Manager) cookie(id string, secret []byte, exp, now time.Time) (*http.Cookie, error) {
+	p := make([]byte, 0, payloadLen)
+	p = append(p, id...)
+	p = append(p, '.')
+	p = base64.RawURLEncoding.AppendEncode(p, secret)
+	v, err := m.codecs[0].Encode(m.name, p)
+	if err != nil {
+		return nil, fmt.Errorf("encode cookie: %w", err)
+	}
+	return m.cookieFor(v, exp, now), nil
+}
+
+// Cookie returns the login-token cookie carrying an already encoded value
+// that expires at exp: for sending again a login token issued earlier.
+func (m *Manager) Cookie(value string, exp time.Time) *http.Cookie {
+	return m.cookieFor(value, exp, m.now())
+}
+
+func (m *Manager) cookieFor(value string, exp, now time.Time) *http.Cookie {
+	maxAge := int((exp.Sub(now) + time.Second - 1) / time.Second) // round up: never 0, which means "no Max-Age"
+	return &http.Cookie{
+		Name:     m.name,
+		Value:    value,
+		Path:     m.path,
+		Expires:  exp.UTC(),
+		MaxAge:   max(maxAge, 1),
+		HttpOnly: true,
+		Secure:   m.secure,
+		SameSite: m.site,
+	}
+}
+
+// trusted reports whether e may be used without asking the store. The
+// caller holds mu.
+func (m *Manager) trusted(e *cacheEntry, now time.Time) bool {
+	return !e.ue.stale &&
+		now.UnixNano()-e.checkedAt < int64(m.cttl) &&
+		now.Before(e.tok.ExpiresAt)
+}
+
+// lookup returns the cached entry for id if it is trusted, else nil.
+func (m *Manager) lookup(id []byte, now time.Time) *cacheEntry {
+	if m.cttl <= 0 {
+		return nil
+	}
+	m.mu.RLock()
+	e := m.cache[string(id)] // no allocation for the lookup
+	if e != nil && !m.trusted(e, now) {
+		e = nil
+	}
+	m.mu.RUnlock()
+	return e
+}
+
+// load reads the token, and its user, from the store, caching the result.
+// Concurrent loads of one id share one store read.
+func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
+	m.flightMu.Lock()
+	if c, ok := m.flights[id]; ok {
+		m.flightMu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c.err == nil || ctx.Err() != nil ||
+			!(errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
+			return c.e, c.err
+		}
+		// The leader's request was cancelled; ours was not: read ourselves.
+		return m.loadUncached(ctx, id)
+	}
+	// A read that finished between our cache miss and now has cached the
+	// token (it caches before it leaves m.flights): use that, so that its
+	// refresh, if any, is not done twice.
+	if e := m.lookup([]byte(id), m.now()); e != nil {
+		m.flightMu.Unlock()
+		return e, nil
+	}
+	c := &loadCall{done: make(chan struct{}), err: errors.New("login token read did not finish")}
+	m.flights[id] = c
+	m.flightMu.Unlock()
+	defer func() { // deferred so that waiters are released even on a panic
+		m.flightMu.Lock()
+		delete(m.flights, id)
+		m.flightMu.Unlock()
+		close(c.done)
+	}()
+	c.e, c.err = m.loadUncached(ctx, id)
+	return c.e, c.err
+}
+
+func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, error) {
+	gen := m.gen.Load()
+	st, err := m.store.GetLoginToken(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrTokenUnknown
+	case err != nil:
+		return nil, fmt.Errorf("read login token: %w", err)
+	}
+	tok := *st // ours to share and never modify
+	tok.ID = id
+	now := m.now()
+	if !now.Before(tok.ExpiresAt) {
+		// Not cached; Validate deletes it if the secret matches.
+		return &cacheEntry{tok: &tok, ue: &userEntry{id: tok.UserID}}, nil
+	}
+	user, err := m.store.GetUser(ctx, tok.UserID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrTokenUnknown
+	case err != nil:
+		return nil, fmt.Errorf("read user of login token: %w", err)
+	}
+	tok.UserID = user.ID // share the string
+	e := &cacheEntry{tok: &tok, checkedAt: now.UnixNano()}
+	if m.cttl <= 0 {
+		e.ue = newUserEntry(user)
+		return e, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen.Load() != gen {
+		// Revoke or ForgetUser ran during the read: what we read may be
+		// what they dropped. Use it for this request only.
+		e.ue = newUserEntry(user)
+		return e, nil
+	}
+	// Make room first: removing may drop the user's entry from m.users.
+	if old := m.cache[id]; old != nil {
+		m.removeLocked(id, old)
+	} else if len(m.cache) >= m.maxEntries {
+		for vid, v := range m.cache { // arbitrary: map order is random
+			m.removeLocked(vid, v)
+			break
+		}
+	}
+	ue := m.users[user.ID]
+	if ue == nil {
+		ue = newUserEntry(user)
+		m.users[user.ID] = ue
+	} else {
+		ue.user.Store(user) // the newest read, for every token of the user
+	}
+	e.ue = ue
+	ue.refs++
+	m.cache[id] = e
+	return e, nil
+}
+
+// drop removes id from the cache, and keeps store reads already under way
+// from caching it again.
+func (m *Manager) drop(id string) {
+	m.mu.Lock()
+	m.gen.Add(1)
+	if e := m.cache[id]; e != nil {
+		m.removeLocked(id, e)
+	}
+	m.mu.Unlock()
+}
+
+// removeLocked removes the entry e under id. The caller holds mu for
+// writing.
+func (m *Manager) removeLocked(id string, e *cacheEntry) {
+	delete(m.cache, id)
+	ue := e.ue
+	ue.refs--
+	if ue.refs <= 0 && m.users[ue.id] == ue {
+		delete(m.users, ue.id)
+	}
+}
+
+// tokenRef is a short, non-reversible name for a token id, for logs.
+func tokenRef(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:4])
+}
