@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// statusClientClosedRequest is logged, never sent, when the client went
+// away before it got its answer (nginx's 499).
+const statusClientClosedRequest = 499
+
+// record is what the access-log line says about a request that the
+// handlers further down the chain know and the access log does not: they
+// see a request with a different context, so they fill this in through
+// the pointer the access log put in the context.
+type record struct {
+	requestID  string
+	userID     string
+	clientGone bool // the upstream round trip ended because the client left
+}
+
+type recordKey struct{}
+
+// recordFrom returns the request's record. Handlers outside the chain (in
+// tests) get a throwaway one so that they need no nil checks.
+func recordFrom(ctx context.Context) *record {
+	if rec, ok := ctx.Value(recordKey{}).(*record); ok {
+		return rec
+	}
+	return &record{}
+}
+
+// accessLog writes one line per request and turns a panic into a 500. It
+// is the outermost step so that it sees every answer, including those of
+// the steps that answer themselves.
+//
+// It also gives the rest of the chain its own copy of the request headers,
+// since the steps below edit them and a handler must not modify the
+// request it was given.
+func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			rec := &record{}
+			rw := &responseWriter{ResponseWriter: w}
+			in := r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
+			in.Header = r.Header.Clone()
+			if in.Header == nil {
+				in.Header = make(http.Header)
+			}
+			in.Trailer = r.Trailer.Clone()
+
+			defer func() {
+				p := recover()
+				aborted := p == http.ErrAbortHandler
+				if p != nil && !aborted {
+					log.Error("panic while handling request",
+						zap.String("request_id", rec.requestID),
+						zap.Any("panic", p),
+						zap.ByteString("stack", debug.Stack()))
+					if rw.wroteHeader || rw.hijacked {
+						// Too late for a 500: abort so that the client sees
+						// a cut-off response rather than a complete one.
+						aborted = true
+					} else {
+						writeText(rw, http.StatusInternalServerError, "gatehouse: internal error")
+					}
+				}
+
+				status := rw.status
+				switch {
+				case rec.clientGone,
+					r.Context().Err() != nil && (aborted || !rw.wroteHeader && !rw.hijacked):
+					status = statusClientClosedRequest
+				case rw.hijacked && status == 0:
+					status = http.StatusSwitchingProtocols
+				case status == 0:
+					status = http.StatusOK // what net/http sends when nothing was written
+				}
+				fields := []zap.Field{
+					zap.String("method", r.Method),
+					// The path only: queries may carry secrets.
+					zap.String("path", r.URL.EscapedPath()),
+					zap.Int("status", status),
+					zap.Int64("bytes", rw.bytes),
+					zap.Duration("duration", time.Since(start)),
+					zap.String("request_id", rec.requestID),
+					zap.String("remote", r.RemoteAddr),
+				}
+				if rec.userID != "" {
+					fields = append(fields, zap.String("user", rec.userID))
+				}
+				if aborted {
+					fields = append(fields, zap.Bool("aborted", true))
+				}
+				log.Info("request", fields...)
+
+				if aborted {
+					// net/http closes the connection quietly on this value.
+					panic(http.ErrAbortHandler)
+				}
+			}()
+			next.ServeHTTP(rw, in)
+		})
+	}
+}
+
+// responseWriter remembers the status and counts the body bytes for the
+// access log. It passes Flush and Hijack through (streaming responses and
+// WebSocket upgrades need them) and unwraps for http.ResponseController.
+type responseWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	hijacked    bool
+	bytes       int64
+}
+
+var (
+	_ http.Flusher  = (*responseWriter)(nil)
+	_ http.Hijacker = (*responseWriter)(nil)
+)
+
+func (w *responseWriter) WriteHeader(code int) {
+	// Informational answers (100 Continue, 103 Early Hints) come before the
+	// real one; ReverseProxy may send them from the transport's goroutine,
+	// so they must not touch our fields.
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if !w.wroteHeader {
+		w.status = code
+		w.wroteHeader = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush implements http.Flusher.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is what http.ResponseController calls, so that flush errors
+// are not lost.
+func (w *responseWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack implements http.Hijacker. What is written on a hijacked
+// connection is not counted in bytes.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return conn, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer for the
+// methods not implemented here (deadlines, full duplex).
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

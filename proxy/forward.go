@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// newForwarder returns the last step of the chain, which sends the
+// authenticated request to the upstream.
+//
+// Decisions:
+//   - Host: the upstream gets the Host the client asked for, not its own
+//     address. AEM behind a sidecar builds absolute links, redirects and
+//     Sling mappings from Host; the upstream's address is only where the
+//     connection goes. X-Forwarded-Host and -Proto are set as well, and
+//     X-Forwarded-For holds the peer address only: a chain sent by the
+//     client is not trusted (ReverseProxy drops it before Rewrite).
+//   - FlushInterval stays 0. ReverseProxy already flushes after every
+//     write for responses that may be streams (unknown length or
+//     text/event-stream), so server-sent events and chunked streams are
+//     not delayed. Responses of known length are downloads, where
+//     throughput matters: they go through a 32 KiB copy buffer and the
+//     server's small write buffer, so nothing accumulates, and flushing
+//     after every read would only add system calls.
+//   - Bodies are streamed both ways by ReverseProxy; nothing here reads a
+//     body.
+func newForwarder(cfg Config, log *zap.Logger) http.Handler {
+	upstream := cfg.Upstream
+	return &httputil.ReverseProxy{
+		// Rewrite only rewrites: authentication and header policy happen
+		// earlier in the chain, where they can answer the request.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport:      NewTransport(cfg.Transport),
+		ModifyResponse: modifyResponse(cfg.CookieName),
+		ErrorHandler:   errorHandler(log, upstream.Host),
+		ErrorLog:       zap.NewStdLog(log.With(zap.String("upstream", upstream.Host))),
+	}
+}
+
+// modifyResponse keeps two things in Gatehouse's hands: the request id
+// (already on the response; an upstream echo would duplicate it) and the
+// login-token cookie, which the upstream must not be able to overwrite.
+func modifyResponse(cookieName string) func(*http.Response) error {
+	return func(res *http.Response) error {
+		res.Header.Del(HeaderRequestID)
+		if lines := res.Header.Values("Set-Cookie"); len(lines) > 0 {
+			var kept []string
+			for _, line := range lines {
+				name, _, _ := strings.Cut(line, "=")
+				if !strings.EqualFold(strings.TrimSpace(name), cookieName) {
+					kept = append(kept, line)
+				}
+			}
+			if len(kept) == 0 {
+				res.Header.Del("Set-Cookie")
+			} else {
+				res.Header["Set-Cookie"] = kept
+			}
+		}
+		return nil
+	}
+}
+
+// Gatehouse's answers when the upstream cannot give one.
+const (
+	bodyUpstreamTimeout     = "gatehouse: upstream timed out"
+	bodyUpstreamUnavailable = "gatehouse: upstream unavailable"
+)
+
+// errorHandler answers when the round trip to the upstream failed:
+//   - the client went away: nothing to answer; 499 in the access log;
+//   - the upstream was too slow (dial or response-header timeout): 504;
+//   - anything else (refused, reset, DNS, bad response): 502.
+//
+// The error is logged once here; the request's headers never are.
+func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		rec := recordFrom(r.Context())
+		fields := []zap.Field{zap.Error(err), zap.String("upstream", upstreamHost), zap.String("request_id", rec.requestID)}
+		if errors.Is(r.Context().Err(), context.Canceled) {
+			rec.clientGone = true
+			log.Debug("client went away during upstream round trip", fields...)
+			return
+		}
+		if rw, ok := w.(*responseWriter); ok && rw.hijacked {
+			// Failed after the switch to another protocol: the connection
+			// is no longer HTTP, so there is nobody to answer.
+			log.Warn("upstream error after protocol switch", fields...)
+			return
+		}
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			log.Warn("upstream timed out", fields...)
+			writeText(w, http.StatusGatewayTimeout, bodyUpstreamTimeout)
+			return
+		}
+		log.Warn("upstream unavailable", fields...)
+		writeText(w, http.StatusBadGateway, bodyUpstreamUnavailable)
+	}
+}

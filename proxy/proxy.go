@@ -1,0 +1,167 @@
+// Package proxy is Gatehouse's request path: the handler chain around the
+// authentication step, and the reverse proxy to the upstream behind it.
+//
+// Every request goes through, in order: access log and panic recovery,
+// request id, removal of client-sent identity headers, Gatehouse's own
+// endpoints under the reserved prefix, authentication, identity headers
+// for the upstream, and the reverse proxy. See New.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// Config configures the handler returned by New.
+type Config struct {
+	// Upstream is where authenticated requests go: scheme http or https
+	// and a host, optionally a base path. Required.
+	Upstream *url.URL
+	// Prefix is the path under which Gatehouse serves its own endpoints
+	// (healthz, readyz, logout) and which is never proxied. It must start
+	// and end with "/". Default "/gatehouse/".
+	Prefix string
+	// Authenticate is the authentication step. It either puts an
+	// *auth.Identity in the request context and calls next, or answers
+	// the request itself. Required.
+	Authenticate func(http.Handler) http.Handler
+	// Logout is served at Prefix+"logout", unauthenticated (it reads the
+	// cookie itself). Nil: that path answers 404.
+	Logout http.Handler
+	// Ready reports whether Gatehouse can serve (its store, the identity
+	// service); Prefix+"readyz" calls it with a 2 s timeout. Nil: always
+	// ready.
+	Ready func(ctx context.Context) error
+	// PassAuthorization forwards the client's Authorization header to the
+	// upstream. Default: removed, the upstream needs only the identity
+	// headers.
+	PassAuthorization bool
+	// PassCookie forwards the login-token cookie to the upstream. Default:
+	// removed from the Cookie header; other cookies are always kept.
+	PassCookie bool
+	// CookieName is the login-token cookie's name. Default "login-token".
+	CookieName string
+	// Transport sets up the connection pool to the upstream.
+	Transport Transport
+	// Logger receives the access log and upstream errors. Nil: no logs.
+	Logger *zap.Logger
+}
+
+// Defaults for Config.
+const (
+	defaultPrefix     = "/gatehouse/"
+	defaultCookieName = "login-token"
+)
+
+// New returns Gatehouse's handler for cfg, or an error naming the setting
+// that is missing or invalid.
+func New(cfg Config) (http.Handler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	log := cfg.Logger
+	reserved := &reservedPaths{
+		prefix: cfg.Prefix,
+		folded: strings.ToLower(cfg.Prefix),
+		ready:  cfg.Ready,
+		logout: cfg.Logout,
+	}
+	return chain(newForwarder(cfg, log),
+		accessLog(log),
+		requestID,
+		stripIdentityHeaders,
+		reserved.middleware,
+		cfg.Authenticate,
+		injectIdentity(log, cfg.PassAuthorization, cfg.PassCookie, cfg.CookieName),
+	), nil
+}
+
+// chain wraps h in the middlewares, the first one outermost, so that the
+// list reads in the order a request goes through it.
+func chain(h http.Handler, middlewares ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(middlewares) - 1; i >= 0; i-- {
+		h = middlewares[i](h)
+	}
+	return h
+}
+
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Upstream == nil {
+		return cfg, errors.New("Upstream is required")
+	}
+	u := cfg.Upstream
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return cfg, fmt.Errorf("Upstream must be an http or https URL, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return cfg, errors.New("Upstream must have a host")
+	}
+	if u.User != nil {
+		// Never sent by ReverseProxy, and a secret in a URL ends up in logs.
+		return cfg, errors.New("Upstream must not contain credentials")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return cfg, errors.New("Upstream must not have a query or fragment")
+	}
+	if cfg.Authenticate == nil {
+		return cfg, errors.New("Authenticate is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = defaultPrefix
+	}
+	if err := validPrefix(cfg.Prefix); err != nil {
+		return cfg, err
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = defaultCookieName
+	}
+	if !validToken(cfg.CookieName) {
+		return cfg, fmt.Errorf("CookieName %q is not a valid cookie name", cfg.CookieName)
+	}
+	if err := cfg.Transport.validate(); err != nil {
+		return cfg, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return cfg, nil
+}
+
+func validPrefix(p string) error {
+	if len(p) < 3 || !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return fmt.Errorf(`Prefix must start and end with "/" and name a path, got %q`, p)
+	}
+	if path.Clean(p)+"/" != p {
+		return fmt.Errorf("Prefix must be a clean path, got %q", p)
+	}
+	if strings.ContainsAny(p, `%;\?#`) || !validHeaderValue(p) {
+		return fmt.Errorf("Prefix must not contain escapes, parameters or control characters, got %q", p)
+	}
+	return nil
+}
+
+// validToken reports whether s is an RFC 9110 token, which cookie names
+// must be.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,45 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"net/http"
+)
+
+// maxRequestIDLen bounds a client-supplied request id, which ends up in
+// every log line of the request and in the upstream's logs.
+const maxRequestIDLen = 128
+
+// requestID makes sure the request carries an X-Request-Id that is safe to
+// log and forward: the client's, if it is sane, else a fresh one. The id
+// goes upstream with the request and back to the client on the response.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderRequestID)
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		r.Header.Set(HeaderRequestID, id)
+		w.Header().Set(HeaderRequestID, id)
+		recordFrom(r.Context()).requestID = id
+		next.ServeHTTP(w, r)
+	})
+}
+
+// validRequestID accepts 1 to 128 characters from [A-Za-z0-9._-]: enough
+// for UUIDs and the ids of common load balancers, and nothing that could
+// forge a log line or a header.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// readyTimeout bounds Config.Ready, so that a hanging dependency makes the
+// readiness probe fail instead of pile up.
+const readyTimeout = 2 * time.Second
+
+// maxUnescapes is how many rounds of percent-decoding the reserved-path
+// check undoes: the one net/http did, and two more for upstreams (or
+// frameworks in front of them) that decode again.
+const maxUnescapes = 3
+
+// reservedPaths answers the requests under the prefix: they belong to
+// Gatehouse and are never authenticated or proxied.
+//
+// Which requests are under the prefix is decided conservatively, because a
+// request Gatehouse proxies is interpreted again by the upstream, which may
+// normalize paths differently. A request is reserved when any of these
+// readings of its path is the prefix (with or without its trailing slash)
+// or starts with it:
+//   - the path as net/http decoded it, and the results of decoding it again
+//     (up to maxUnescapes rounds in all), so "%2F", "%2e%2e" and double
+//     encodings like "%252e%252e" cannot hide a segment;
+//   - each of those with "\" read as "/", and with ";parameters" cut from
+//     every segment (servlet containers ignore them: "/a/..;/gatehouse");
+//   - each of those as is and after path.Clean, so ".." segments and
+//     repeated slashes are resolved;
+//   - compared regardless of case, for case-insensitive upstreams.
+//
+// A reserved request is then routed on path.Clean of the decoded path,
+// case-sensitively: "/gatehouse/../gatehouse/healthz" and
+// "//gatehouse/healthz" are the health check, while "/Gatehouse/healthz",
+// "/a/..;/gatehouse/healthz" or a double-encoded path are reserved but
+// match no endpoint, so they get 404. Either way nothing is proxied.
+type reservedPaths struct {
+	prefix string // e.g. "/gatehouse/"
+	folded string // prefix in lower case
+	ready  func(context.Context) error
+	logout http.Handler
+}
+
+func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "" && !strings.HasPrefix(r.URL.Path, "/") {
+			// "*" or another form we will not try to interpret.
+			writeText(w, http.StatusBadRequest, "gatehouse: bad request path")
+			return
+		}
+		if !rp.isReserved(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		switch path.Clean(r.URL.Path) {
+		case rp.prefix + "healthz":
+			if allowGet(w, r) {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			}
+		case rp.prefix + "readyz":
+			if allowGet(w, r) {
+				rp.readyz(w, r)
+			}
+		case rp.prefix + "logout":
+			if rp.logout == nil {
+				writeText(w, http.StatusNotFound, "gatehouse: not found")
+				return
+			}
+			rp.logout.ServeHTTP(w, r)
+		default:
+			writeText(w, http.StatusNotFound, "gatehouse: not found")
+		}
+	})
+}
+
+func (rp *reservedPaths) readyz(w http.ResponseWriter, r *http.Request) {
+	if rp.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := rp.ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// isReserved reports whether any reading of p falls under the prefix; see
+// reservedPaths.
+func (rp *reservedPaths) isReserved(p string) bool {
+	for range maxUnescapes - 1 {
+		if rp.underPrefix(p) {
+			return true
+		}
+		u, err := url.PathUnescape(p)
+		if err != nil || u == p {
+			return false
+		}
+		p = u
+	}
+	return rp.underPrefix(p)
+}
+
+func (rp *reservedPaths) underPrefix(p string) bool {
+	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
+	for _, q := range []string{p, withoutParams(p)} {
+		for _, s := range []string{q, path.Clean("/" + q)} {
+			if s == rp.folded[:len(rp.folded)-1] || strings.HasPrefix(s, rp.folded) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withoutParams cuts ";parameters" from every segment of p, as servlet
+// containers do before matching paths.
+func withoutParams(p string) string {
+	if !strings.Contains(p, ";") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i], _, _ = strings.Cut(s, ";")
+	}
+	return strings.Join(segs, "/")
+}
+
+func allowGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeText(w, http.StatusMethodNotAllowed, "gatehouse: method not allowed")
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeText sends Gatehouse's own short plain-text answers (errors of the
+// proxy itself, as opposed to the upstream's).
+func writeText(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg + "\n"))
+}
