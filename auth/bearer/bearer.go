@@ -1,0 +1,466 @@
+// Package bearer authenticates "Authorization: Bearer <IMS access token>"
+// requests. A token is validated locally (signature and claims), remotely
+// (IMS's validate_token endpoint), or both; the outcome is cached under a
+// SHA-256 of the token, so a token seen before costs neither a signature
+// check nor an IMS call until it expires or is due for a remote re-check.
+package bearer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/auth/ims"
+)
+
+// Mode says how tokens are validated.
+type Mode string
+
+// Validation modes (GATEHOUSE_IMS_VALIDATION).
+const (
+	ModeLocal  Mode = "local"  // signature and claims against IMS's published keys
+	ModeRemote Mode = "remote" // IMS's /ims/validate_token/v1
+	ModeBoth   Mode = "both"   // local first (cheap, rejects forgeries without an IMS call), then remote (catches revocation)
+)
+
+// ParseMode reads a validation mode setting.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case ModeLocal, ModeRemote, ModeBoth:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q: want local, remote or both", s)
+}
+
+// MaxTokenSize bounds the bearer token accepted; IMS tokens are about 1.5 KiB.
+const MaxTokenSize = 8 << 10
+
+// Hash is the SHA-256 of a token: the only form in which a token is kept in
+// memory or logged (abbreviated).
+type Hash [sha256.Size]byte
+
+// Short returns the first 12 hex digits of the hash, for logs.
+func (h Hash) Short() string { return fmt.Sprintf("%x", h[:6]) }
+
+// Result is a validated bearer token.
+type Result struct {
+	Token  string // the raw token, needed to call IMS on the user's behalf
+	Hash   Hash
+	Claims *ims.Claims
+}
+
+// Config configures an Authenticator.
+type Config struct {
+	Mode     Mode
+	Verifier *ims.Verifier // required for ModeLocal and ModeBoth
+	Client   *ims.Client   // remote validation; required for ModeRemote and ModeBoth
+	// ClientIDs and Cluster are checked on remote answers too, so that
+	// ModeRemote is no laxer than ModeLocal. Empty ClientIDs turns bearer
+	// sign-in off.
+	ClientIDs []string
+	Cluster   string
+	ClockSkew time.Duration // default 1 minute
+	// RecheckInterval bounds how long a remote "valid" answer is trusted
+	// before IMS is asked again (a revoked token is refused after at most
+	// this long). Default 5 minutes.
+	RecheckInterval time.Duration
+	// NegativeTTL is how long a remote "invalid" answer is remembered, so a
+	// client retrying a revoked token does not become an IMS flood. Default 1 minute.
+	NegativeTTL time.Duration
+	// CacheSize bounds the number of cached tokens. Default 100,000.
+	CacheSize int
+	Now       func() time.Time
+}
+
+// Authenticator validates bearer tokens. It is safe for concurrent use.
+type Authenticator struct {
+	cfg       Config
+	clientIDs map[string]struct{}
+	now       func() time.Time
+
+	mu       sync.Mutex
+	cache    map[Hash]*entry
+	inflight map[Hash]*call
+}
+
+type entry struct {
+	claims    *ims.Claims
+	expiresAt time.Time // token expiry
+	recheckAt time.Time // remote modes: when to ask IMS again; zero for ModeLocal
+	err       error     // a remembered rejection (remote "invalid")
+	errUntil  time.Time
+}
+
+type call struct {
+	done chan struct{}
+	res  *ims.Claims
+	err  error
+}
+
+// New returns an Authenticator.
+func New(cfg Config) (*Authenticator, error) {
+	switch cfg.Mode {
+	case ModeLocal:
+		if cfg.Verifier == nil {
+			return nil, errors.New("bearer: local validation needs a verifier")
+		}
+	case ModeRemote:
+		if cfg.Client == nil {
+			return nil, errors.New("bearer: remote validation needs an IMS client")
+		}
+	case ModeBoth:
+		if cfg.Verifier == nil || cfg.Client == nil {
+			return nil, errors.New("bearer: validation \"both\" needs a verifier and an IMS client")
+		}
+	default:
+		return nil, fmt.Errorf("bearer: validation mode %q: want local, remote or both", cfg.Mode)
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = time.Minute
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = 5 * time.Minute
+	}
+	if cfg.NegativeTTL <= 0 {
+		cfg.NegativeTTL = time.Minute
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 100_000
+	}
+	a := &Authenticator{
+		cfg:       cfg,
+		clientIDs: make(map[string]struct{}, len(cfg.ClientIDs)),
+		now:       cfg.Now,
+		cache:     make(map[Hash]*entry),
+		inflight:  make(map[Hash]*call),
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	for _, id := range cfg.ClientIDs {
+		a.clientIDs[id] = struct{}{}
+	}
+	return a, nil
+}
+
+// Enabled reports whether bearer sign-in is on (the client allow-list is not empty).
+func (a *Authenticator) Enabled() bool { return len(a.clientIDs) > 0 }
+
+// Extract returns the bearer token of r. It returns auth.ErrNoCredentials
+// when r has no Authorization header, and an *auth.Error when the header is
+// there but is not a usable bearer token.
+func Extract(r *http.Request) (string, error) {
+	h := r.Header.Values("Authorization")
+	if len(h) == 0 {
+		return "", auth.ErrNoCredentials
+	}
+	if len(h) > 1 {
+		return "", auth.BadRequest("more than one Authorization header", nil)
+	}
+	scheme, token, _ := strings.Cut(strings.TrimSpace(h[0]), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", &auth.Error{
+			Status: http.StatusUnauthorized, Code: auth.CodeInvalidRequest, Reason: auth.ReasonNoCredential,
+			Description: fmt.Sprintf("unsupported authorization scheme %q: send Authorization: Bearer <IMS access token>", truncate(scheme, 20)),
+		}
+	}
+	token = strings.TrimSpace(token)
+	switch {
+	case token == "":
+		return "", auth.BadRequest("the Bearer authorization header carries no token", nil)
+	case len(token) > MaxTokenSize:
+		return "", auth.Unauthorized(auth.ReasonInvalidToken, fmt.Sprintf("the bearer token is larger than %d bytes", MaxTokenSize), nil)
+	case !isB64Token(token):
+		return "", auth.BadRequest("the bearer token contains characters a token cannot have", nil)
+	}
+	return token, nil
+}
+
+// isB64Token checks RFC 6750's b64token syntax: 1*( ALPHA / DIGIT / "-" /
+// "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// Authenticate validates a bearer token taken from a request by Extract. It
+// returns either a Result or an *auth.Error saying what the client should do.
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Result, error) {
+	if !a.Enabled() {
+		return nil, &auth.Error{Status: http.StatusUnauthorized, Code: auth.CodeInvalidToken, Reason: auth.ReasonInvalidToken,
+			Description: "bearer sign-in is disabled on this server (no IMS client ids are allowed)"}
+	}
+	h := Hash(sha256.Sum256([]byte(token)))
+	claims, err := a.validate(ctx, token, h)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Token: token, Hash: h, Claims: claims}, nil
+}
+
+// Forget drops a token from the cache, for example after IMS refused it
+// during provisioning.
+func (a *Authenticator) Forget(h Hash) {
+	a.mu.Lock()
+	delete(a.cache, h)
+	a.mu.Unlock()
+}
+
+func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
+	now := a.now()
+	a.mu.Lock()
+	if e, ok := a.cache[h]; ok {
+		switch {
+		case e.err != nil && now.Before(e.errUntil):
+			a.mu.Unlock()
+			return nil, e.err
+		case e.err == nil && now.After(e.expiresAt.Add(a.cfg.ClockSkew)):
+			delete(a.cache, h)
+			a.mu.Unlock()
+			return nil, expiredError(nil)
+		case e.err == nil && (e.recheckAt.IsZero() || now.Before(e.recheckAt)):
+			a.mu.Unlock()
+			return e.claims, nil
+		}
+		delete(a.cache, h)
+	}
+	// One validation per token at a time: a burst of requests carrying a new
+	// token costs one signature check and at most one IMS call.
+	if c, ok := a.inflight[h]; ok {
+		a.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.res, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &call{done: make(chan struct{})}
+	a.inflight[h] = c
+	a.mu.Unlock()
+
+	c.res, c.err = a.validateUncached(ctx, token)
+
+	a.mu.Lock()
+	delete(a.inflight, h)
+	a.store(h, c.res, c.err, now)
+	a.mu.Unlock()
+	close(c.done)
+	return c.res, c.err
+}
+
+// store caches an outcome; a.mu must be held. Only definite outcomes are
+// cached: a valid token, or a remote "invalid". Local rejections are cheap
+// to repeat, and outages must not be remembered.
+func (a *Authenticator) store(h Hash, claims *ims.Claims, err error, now time.Time) {
+	var e *entry
+	switch {
+	case err == nil:
+		e = &entry{claims: claims, expiresAt: claims.ExpiresAt()}
+		if a.cfg.Mode != ModeLocal {
+			e.recheckAt = now.Add(a.cfg.RecheckInterval)
+		}
+	case errors.Is(err, errRemoteInvalid):
+		e = &entry{err: err, errUntil: now.Add(a.cfg.NegativeTTL)}
+	default:
+		return
+	}
+	if len(a.cache) >= a.cfg.CacheSize {
+		a.evict(now)
+	}
+	a.cache[h] = e
+}
+
+// evict makes room: first every entry past its usefulness, then, if the
+// cache is still full, an arbitrary eighth (Go's map order is random
+// enough that no client can pin its own entries).
+func (a *Authenticator) evict(now time.Time) {
+	for k, e := range a.cache {
+		if (e.err != nil && now.After(e.errUntil)) || (e.err == nil && now.After(e.expiresAt)) {
+			delete(a.cache, k)
+		}
+	}
+	drop := len(a.cache) - a.cfg.CacheSize*7/8
+	for k := range a.cache {
+		if drop <= 0 {
+			break
+		}
+		delete(a.cache, k)
+		drop--
+	}
+}
+
+// CacheLen returns the number of cached tokens.
+func (a *Authenticator) CacheLen() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.cache)
+}
+
+var errRemoteInvalid = errors.New("IMS says the token is not valid")
+
+func (a *Authenticator) validateUncached(ctx context.Context, token string) (*ims.Claims, error) {
+	var claims *ims.Claims
+	if a.cfg.Mode != ModeRemote {
+		c, err := a.cfg.Verifier.Verify(ctx, token)
+		if err != nil {
+			return nil, localError(err)
+		}
+		claims = c
+	}
+	if a.cfg.Mode == ModeLocal {
+		return claims, nil
+	}
+	clientID := ""
+	if claims != nil {
+		clientID = claims.ClientID
+	} else {
+		// Remote only: read the client id unverified, so that a token for
+		// another client is refused without asking IMS; IMS checks the rest.
+		c, err := unverifiedClaims(token)
+		if err != nil {
+			return nil, auth.Unauthorized(auth.ReasonInvalidToken, "the bearer token is not an IMS access token (not a JWT)", err)
+		}
+		if err := a.checkClaims(c); err != nil {
+			return nil, err
+		}
+		clientID = c.ClientID
+	}
+	res, err := a.cfg.Client.ValidateToken(ctx, token, clientID)
+	if err != nil {
+		if errors.Is(err, ims.ErrRateLimited) {
+			return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
+				Description: "the identity service is rate-limiting token validation; retry shortly", Err: err}
+		}
+		return nil, unavailable("could not reach the identity service to validate the token; retry shortly", err)
+	}
+	if !res.Valid {
+		reason := res.Reason
+		if reason == "" {
+			reason = "unspecified"
+		}
+		if strings.Contains(reason, "expired") {
+			return nil, expiredError(fmt.Errorf("%w: %s", errRemoteInvalid, reason))
+		}
+		return nil, auth.Unauthorized(auth.ReasonInvalidToken,
+			fmt.Sprintf("the identity service refused the token (%s); get a new access token from IMS", truncate(reason, 60)),
+			fmt.Errorf("%w: %s", errRemoteInvalid, reason))
+	}
+	if res.Token == nil {
+		return nil, unavailable("the identity service answered valid without the token's claims", errors.New("validate_token: no token in answer"))
+	}
+	if claims == nil {
+		claims = res.Token
+	}
+	if err := a.checkClaims(claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+// checkClaims applies the claim checks of a local verification to claims
+// that IMS vouched for, so the allow-list and cluster bind in every mode.
+func (a *Authenticator) checkClaims(c *ims.Claims) error {
+	now := a.now()
+	switch {
+	case c.Type != ims.TypeAccessToken:
+		return localError(fmt.Errorf("%w: %q", ims.ErrWrongType, c.Type))
+	case c.Cluster != a.cfg.Cluster:
+		return localError(fmt.Errorf("%w: %q", ims.ErrWrongCluster, c.Cluster))
+	case c.UserID == "":
+		return localError(fmt.Errorf("%w: no user_id", ims.ErrMalformed))
+	case c.ExpiresAt().IsZero():
+		return localError(ims.ErrNoExpiry)
+	case now.After(c.ExpiresAt().Add(a.cfg.ClockSkew)):
+		return localError(ims.ErrExpired)
+	case now.Before(c.ValidFrom().Add(-a.cfg.ClockSkew)):
+		return localError(ims.ErrNotYetValid)
+	}
+	if _, ok := a.clientIDs[c.ClientID]; !ok {
+		return localError(fmt.Errorf("%w: %q", ims.ErrClientNotAllowed, c.ClientID))
+	}
+	return nil
+}
+
+func unverifiedClaims(token string) (*ims.Claims, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%d parts, want 3", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return nil, fmt.Errorf("decode payload: %w", err)
+	}
+	var c ims.Claims
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("decode payload: %w", err)
+	}
+	return &c, nil
+}
+
+// localError turns a verification failure into the client's answer.
+func localError(err error) error {
+	switch {
+	case errors.Is(err, ims.ErrExpired):
+		return expiredError(err)
+	case errors.Is(err, ims.ErrNotYetValid):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the IMS access token is not valid yet; check the client's clock", err)
+	case errors.Is(err, ims.ErrKeysUnavailable):
+		return unavailable("the identity service's signing keys cannot be fetched right now; retry shortly", err)
+	case errors.Is(err, ims.ErrClientNotAllowed):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token was issued to a client id that may not sign in here", err)
+	case errors.Is(err, ims.ErrWrongType):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token is not an access token; send an IMS access token", err)
+	case errors.Is(err, ims.ErrWrongCluster):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token was issued by another IMS cluster", err)
+	case errors.Is(err, ims.ErrUnknownKey):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token is signed by a key the identity service does not publish", err)
+	case errors.Is(err, ims.ErrAlgorithm):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token's signing algorithm is not accepted (RS256 only)", err)
+	case errors.Is(err, ims.ErrBadSignature):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token's signature is not valid", err)
+	case errors.Is(err, ims.ErrNoExpiry):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the token states no expiry", err)
+	case errors.Is(err, ims.ErrMalformed):
+		return auth.Unauthorized(auth.ReasonInvalidToken, "the bearer token is not a well-formed IMS access token", err)
+	}
+	return auth.Unauthorized(auth.ReasonInvalidToken, "the bearer token is not valid", err)
+}
+
+func expiredError(cause error) error {
+	return auth.Unauthorized(auth.ReasonExpiredToken, "the IMS access token has expired; get a new one from IMS", cause)
+}
+
+func unavailable(msg string, cause error) error {
+	return &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable, Description: msg, Err: cause}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

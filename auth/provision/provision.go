@@ -1,0 +1,198 @@
+// Package provision creates the users that sign in with IMS tokens and keeps
+// their profile and group memberships in step with IMS. A sync costs two IMS
+// calls (profile and organizations); it runs at a user's first sign-in and
+// again only when the last sync is older than the sync interval.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
+	"github.com/gatehouse-proxy/gatehouse/auth/ims"
+	"github.com/gatehouse-proxy/gatehouse/session"
+)
+
+// Config configures a Provisioner.
+type Config struct {
+	IMS   *ims.Client   // required
+	Store session.Store // required
+	// Org is the IMS organization ("…@AdobeOrg") whose groups are synced.
+	// When empty, no groups are synced, as in the content backend's own
+	// handler: memberships from an unnamed organization would let any
+	// organization the user belongs to grant local groups.
+	Org     string
+	Mapping *groupmap.Mapping // nil maps every group to its own name
+	// SyncInterval is how long a sync counts as fresh. Default 1 hour.
+	SyncInterval time.Duration
+	// OnSync is called after a sync changed a user's groups, so caches of
+	// the user's identity can be dropped. May be nil.
+	OnSync func(userID string)
+	Now    func() time.Time
+	Logger *zap.Logger
+}
+
+// Provisioner creates and syncs users. It is safe for concurrent use.
+type Provisioner struct {
+	cfg Config
+	now func() time.Time
+	log *zap.Logger
+
+	mu       sync.Mutex
+	inflight map[string]*call
+}
+
+type call struct {
+	done chan struct{}
+	user *session.User
+	err  error
+}
+
+// New returns a Provisioner.
+func New(cfg Config) (*Provisioner, error) {
+	if cfg.IMS == nil || cfg.Store == nil {
+		return nil, errors.New("provision: an IMS client and a store are required")
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Hour
+	}
+	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger, inflight: make(map[string]*call)}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	return p, nil
+}
+
+// Fresh reports whether u was synced recently enough to be used as it is.
+func (p *Provisioner) Fresh(u *session.User) bool {
+	return u != nil && p.now().Sub(u.SyncedAt) < p.cfg.SyncInterval
+}
+
+// Ensure returns the user the validated token belongs to, creating or
+// syncing them first when they are new or stale. token is the raw IMS
+// access token, used to read the profile and organizations on the user's
+// behalf. Errors are *auth.Error values fit for the client.
+func (p *Provisioner) Ensure(ctx context.Context, token string, claims *ims.Claims) (*session.User, error) {
+	u, err := p.cfg.Store.GetUser(ctx, claims.UserID)
+	switch {
+	case err == nil && p.Fresh(u):
+		return u, nil
+	case err != nil && !errors.Is(err, session.ErrNotFound):
+		return nil, storeUnavailable(fmt.Errorf("load user: %w", err))
+	}
+	return p.sync(ctx, token, claims, u)
+}
+
+// sync runs one sync per user at a time; concurrent sign-ins of the same
+// user share its outcome.
+func (p *Provisioner) sync(ctx context.Context, token string, claims *ims.Claims, stale *session.User) (*session.User, error) {
+	p.mu.Lock()
+	if c, ok := p.inflight[claims.UserID]; ok {
+		p.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.user, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &call{done: make(chan struct{})}
+	p.inflight[claims.UserID] = c
+	p.mu.Unlock()
+
+	c.user, c.err = p.syncUncached(ctx, token, claims, stale)
+
+	p.mu.Lock()
+	delete(p.inflight, claims.UserID)
+	p.mu.Unlock()
+	close(c.done)
+	return c.user, c.err
+}
+
+func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *ims.Claims, stale *session.User) (*session.User, error) {
+	var (
+		wg      sync.WaitGroup
+		profile *ims.Profile
+		orgs    []ims.Organization
+		perr    error
+		oerr    error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		profile, perr = p.cfg.IMS.Profile(ctx, token)
+	}()
+	if p.cfg.Org != "" {
+		orgs, oerr = p.cfg.IMS.Organizations(ctx, token)
+	}
+	wg.Wait()
+	if err := errors.Join(perr, oerr); err != nil {
+		if errors.Is(err, ims.ErrUnauthorized) {
+			return nil, auth.Unauthorized(auth.ReasonInvalidToken,
+				"the identity service no longer accepts this token (revoked?); get a new access token from IMS", err)
+		}
+		if stale != nil {
+			// IMS is down or rate-limiting but the user is known: serving
+			// them with the memberships of the last sync beats locking every
+			// known user out during an IMS outage. The next sign-in retries.
+			p.log.Warn("user sync failed; using last synced data",
+				zap.String("user", claims.UserID), zap.Time("synced_at", stale.SyncedAt), zap.Error(err))
+			return stale, nil
+		}
+		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
+			Description: "the identity service could not be reached to set up your account; retry shortly", Err: err}
+	}
+	if profile.UserID != "" && profile.UserID != claims.UserID {
+		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
+			Description: "the identity service returned another user's profile; retry shortly",
+			Err:         fmt.Errorf("profile user %q differs from token user %q", profile.UserID, claims.UserID)}
+	}
+	groups := p.groups(orgs)
+	res, err := p.cfg.Store.SyncUser(ctx, session.Profile{
+		ID:        claims.UserID,
+		Email:     profile.Email,
+		Name:      profile.FullName(),
+		FirstName: profile.FirstName,
+		LastName:  profile.LastName,
+	}, groups, p.now())
+	if err != nil {
+		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
+	}
+	p.log.Info("user synced",
+		zap.String("user", claims.UserID), zap.Bool("created", res.Created),
+		zap.Strings("groups_added", res.Added), zap.Strings("groups_removed", res.Removed))
+	if (len(res.Added) > 0 || len(res.Removed) > 0) && p.cfg.OnSync != nil {
+		p.cfg.OnSync(claims.UserID)
+	}
+	return res.User, nil
+}
+
+// groups returns the local groups for the configured organization's
+// memberships.
+func (p *Provisioner) groups(orgs []ims.Organization) []string {
+	if p.cfg.Org == "" {
+		return nil
+	}
+	var gs []ims.Group
+	for i := range orgs {
+		if orgs[i].ID() == p.cfg.Org {
+			gs = append(gs, orgs[i].Groups...)
+		}
+	}
+	return p.cfg.Mapping.Map(gs)
+}
+
+func storeUnavailable(err error) error {
+	return &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
+		Description: "the session store is unavailable; retry shortly", Err: err}
+}

@@ -1,0 +1,326 @@
+// Package signin is the authentication step of Gatehouse's handler chain.
+// It decides, for each request, between the login-token cookie and the
+// bearer token, and carries out the desktop sign-in flow:
+//
+//  1. A valid login-token cookie, and no bearer for another user: the
+//     request is authenticated from memory, without IMS.
+//  2. A bearer token: validated (cached), the user provisioned and synced
+//     when new or stale, a login token issued — or the one already issued
+//     for this bearer reused — and sent back as a cookie.
+//  3. Neither, or an expired cookie alone: 401 with WWW-Authenticate:
+//     Bearer and X-Reason, so that the client signs in again.
+package signin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
+	"github.com/gatehouse-proxy/gatehouse/auth/provision"
+	"github.com/gatehouse-proxy/gatehouse/session"
+)
+
+// Config configures the sign-in step.
+type Config struct {
+	Bearer      *bearer.Authenticator  // required
+	Provisioner *provision.Provisioner // required
+	Sessions    *session.Manager       // required
+	Logger      *zap.Logger
+	Now         func() time.Time
+	// ReuseSize bounds how many bearer tokens remember the login token they
+	// were given. Default 100,000.
+	ReuseSize int
+}
+
+// Handler is the sign-in step. It is safe for concurrent use.
+type Handler struct {
+	cfg Config
+	log *zap.Logger
+	now func() time.Time
+
+	// reuse maps a bearer token's hash to the login-token cookie issued for
+	// it, so that a client that keeps sending the same bearer without the
+	// cookie is given the same login token instead of a new one per request.
+	mu    sync.Mutex
+	reuse map[bearer.Hash]issued
+}
+
+type issued struct {
+	value   string // the encoded cookie value
+	userID  string
+	expires time.Time
+}
+
+// New returns the sign-in step.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Bearer == nil || cfg.Provisioner == nil || cfg.Sessions == nil {
+		return nil, errors.New("signin: bearer authenticator, provisioner and session manager are required")
+	}
+	if cfg.ReuseSize <= 0 {
+		cfg.ReuseSize = 100_000
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, reuse: make(map[bearer.Hash]issued)}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h, nil
+}
+
+// Middleware authenticates each request and calls next with the identity in
+// the context, or answers the request itself when it cannot be
+// authenticated.
+func (h *Handler) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.authenticate(w, r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+	})
+}
+
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Identity, error) {
+	ctx := r.Context()
+	cookie, cerr := h.cookie(ctx, r)
+	if cerr != nil && !errors.Is(cerr, auth.ErrNoCredentials) && !isTokenError(cerr) {
+		return nil, cerr // the store is down: say so rather than "sign in again"
+	}
+
+	token, berr := bearer.Extract(r)
+	if errors.Is(berr, auth.ErrNoCredentials) || (berr != nil && cookie != nil) {
+		// No Authorization header, or one this step cannot use next to a
+		// valid cookie (a browser's cached Basic credentials, say): the
+		// cookie decides.
+		if cookie == nil {
+			return nil, cookieError(cerr)
+		}
+		return h.fromCookie(w, cookie), nil
+	}
+	if berr != nil {
+		return nil, berr
+	}
+	res, err := h.cfg.Bearer.Authenticate(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if cookie != nil && cookie.User.ID == res.Claims.UserID {
+		return h.fromCookie(w, cookie), nil
+	}
+	// A bearer for another user than the cookie's wins: it is the newer,
+	// explicit statement of who is calling.
+	return h.signIn(w, r, res)
+}
+
+// cookie validates the login-token cookie of r. It returns
+// auth.ErrNoCredentials when there is none.
+func (h *Handler) cookie(ctx context.Context, r *http.Request) (*session.Validated, error) {
+	c, err := r.Cookie(h.cfg.Sessions.CookieName())
+	if err != nil {
+		return nil, auth.ErrNoCredentials
+	}
+	return h.cfg.Sessions.Validate(ctx, c.Value)
+}
+
+func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated) *auth.Identity {
+	if v.Refresh != nil {
+		http.SetCookie(w, v.Refresh)
+		h.log.Info("login token refreshed", zap.String("user", v.User.ID), zap.String("outcome", "refreshed"),
+			zap.Time("expires", v.Token.ExpiresAt))
+	}
+	return identity(v.User, auth.MethodCookie)
+}
+
+// signIn turns a validated bearer token into a user and a login token.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Result) (*auth.Identity, error) {
+	ctx := r.Context()
+	if v := h.reused(ctx, res); v != nil {
+		http.SetCookie(w, v.cookie)
+		return identity(v.user, auth.MethodBearer), nil
+	}
+	user, err := h.cfg.Provisioner.Ensure(ctx, res.Token, res.Claims)
+	if err != nil {
+		if ae := auth.AsError(err); ae.Status == http.StatusUnauthorized {
+			h.cfg.Bearer.Forget(res.Hash) // IMS refused it: do not keep trusting the cached validation
+		}
+		return nil, err
+	}
+	cookie, lt, err := h.cfg.Sessions.Issue(ctx, user)
+	if err != nil {
+		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
+			Description: "the session store is unavailable; retry shortly", Err: err}
+	}
+	h.remember(res, cookie.Value, user.ID, lt.ExpiresAt)
+	http.SetCookie(w, cookie)
+	h.log.Info("signed in", zap.String("user", user.ID), zap.String("outcome", "login_token_issued"),
+		zap.String("client_id", res.Claims.ClientID), zap.String("token", res.Hash.Short()),
+		zap.Strings("groups", user.Groups()), zap.Time("expires", lt.ExpiresAt))
+	return identity(user, auth.MethodBearer), nil
+}
+
+type reuse struct {
+	cookie *http.Cookie
+	user   *session.User
+}
+
+// reused returns the login token already issued for this bearer, if it is
+// still valid and its user's sync is fresh. Validating it again (from the
+// session cache) catches a logout in the meantime, here or on another
+// replica, so a revoked login token is never handed out again.
+func (h *Handler) reused(ctx context.Context, res *bearer.Result) *reuse {
+	h.mu.Lock()
+	is, ok := h.reuse[res.Hash]
+	h.mu.Unlock()
+	if !ok || !h.now().Before(is.expires) || is.userID != res.Claims.UserID {
+		return nil
+	}
+	v, err := h.cfg.Sessions.Validate(ctx, is.value)
+	if err != nil || !h.cfg.Provisioner.Fresh(v.User) {
+		h.forget(res.Hash)
+		return nil
+	}
+	if v.Refresh != nil {
+		h.remember(res, v.Refresh.Value, v.User.ID, v.Token.ExpiresAt)
+		return &reuse{cookie: v.Refresh, user: v.User}
+	}
+	c := h.cfg.Sessions.Cookie(is.value, v.Token.ExpiresAt)
+	return &reuse{cookie: c, user: v.User}
+}
+
+func (h *Handler) remember(res *bearer.Result, value, userID string, expires time.Time) {
+	// The login token must not outlive the bearer it was reused for: past
+	// the bearer's expiry the client has to show a fresh one.
+	if e := res.Claims.ExpiresAt(); e.Before(expires) {
+		expires = e
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.reuse) >= h.cfg.ReuseSize {
+		now := h.now()
+		for k, v := range h.reuse {
+			if !now.Before(v.expires) {
+				delete(h.reuse, k)
+			}
+		}
+		for k := range h.reuse {
+			if len(h.reuse) < h.cfg.ReuseSize*7/8 {
+				break
+			}
+			delete(h.reuse, k)
+		}
+	}
+	h.reuse[res.Hash] = issued{value: value, userID: userID, expires: expires}
+}
+
+func (h *Handler) forget(k bearer.Hash) {
+	h.mu.Lock()
+	delete(h.reuse, k)
+	h.mu.Unlock()
+}
+
+// Logout returns the handler for the logout path: it revokes the login
+// token server-side and clears the cookie. It succeeds whether or not the
+// request carried a valid cookie, so a client can always sign out.
+func (h *Handler) Logout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodDelete {
+			// Not GET: a logout reachable by a link or an image tag would let
+			// any page sign the user out.
+			w.Header().Set("Allow", "POST, DELETE")
+			http.Error(w, "logout: use POST", http.StatusMethodNotAllowed)
+			return
+		}
+		userID := ""
+		if c, err := r.Cookie(h.cfg.Sessions.CookieName()); err == nil {
+			if v, err := h.cfg.Sessions.Validate(r.Context(), c.Value); err == nil {
+				userID = v.User.ID
+			}
+			if err := h.cfg.Sessions.Revoke(r.Context(), c.Value); err != nil {
+				h.log.Error("logout: revoke login token", zap.Error(err))
+				auth.WriteError(w, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
+					Description: "the session store is unavailable; the login token was not revoked, retry", Err: err})
+				return
+			}
+		}
+		if userID != "" {
+			h.dropReuse(userID)
+		}
+		http.SetCookie(w, h.cfg.Sessions.ClearCookie())
+		h.log.Info("signed out", zap.String("user", userID), zap.String("outcome", "logout"))
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(`{"status":"signed out"}` + "\n"))
+	})
+}
+
+// dropReuse forgets every login token handed out to the user's bearers.
+func (h *Handler) dropReuse(userID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, v := range h.reuse {
+		if v.userID == userID {
+			delete(h.reuse, k)
+		}
+	}
+}
+
+// fail answers a request that could not be authenticated, and logs the
+// authentication event.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away; the access log records 499
+	}
+	ae := auth.AsError(err)
+	if ae.Reason == auth.ReasonExpiredToken || ae.Reason == auth.ReasonInvalidToken {
+		if _, cerr := r.Cookie(h.cfg.Sessions.CookieName()); cerr == nil {
+			http.SetCookie(w, h.cfg.Sessions.ClearCookie())
+		}
+	}
+	fields := []zap.Field{zap.String("outcome", "refused"), zap.Int("status", ae.Status),
+		zap.String("reason", ae.Reason), zap.String("description", ae.Description)}
+	switch {
+	case ae.Status >= 500:
+		h.log.Error("authentication failed", append(fields, zap.Error(ae.Err))...)
+	case ae.Err != nil:
+		h.log.Info("authentication refused", append(fields, zap.String("cause", ae.Err.Error()))...)
+	default:
+		h.log.Info("authentication refused", fields...)
+	}
+	auth.WriteError(w, ae)
+}
+
+func isTokenError(err error) bool {
+	return errors.Is(err, session.ErrTokenMalformed) || errors.Is(err, session.ErrTokenUnknown) ||
+		errors.Is(err, session.ErrTokenExpired)
+}
+
+// cookieError is the answer to a request whose only credential is a
+// login-token cookie that failed (or no credential at all).
+func cookieError(err error) error {
+	switch {
+	case errors.Is(err, session.ErrTokenExpired):
+		return auth.Unauthorized(auth.ReasonExpiredToken,
+			"the login token has expired; sign in again with Authorization: Bearer <IMS access token>", err)
+	case errors.Is(err, session.ErrTokenUnknown):
+		return auth.Unauthorized(auth.ReasonInvalidToken,
+			"the login token is not known (signed out or revoked); sign in again with a bearer token", err)
+	case errors.Is(err, session.ErrTokenMalformed):
+		return auth.Unauthorized(auth.ReasonInvalidToken,
+			"the login-token cookie is not valid; sign in again with a bearer token", err)
+	}
+	return &auth.Error{Status: http.StatusUnauthorized, Reason: auth.ReasonNoCredential,
+		Description: "authentication required: send Authorization: Bearer <IMS access token>"}
+}
+
+func identity(u *session.User, m auth.Method) *auth.Identity {
+	return &auth.Identity{UserID: u.ID, Email: u.Email, Name: u.Name, Groups: u.Groups(), Method: m}
+}
