@@ -14,6 +14,12 @@ import (
 // ErrNotFound is returned when the requested record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalid is returned, wrapped with the detail, for input a store
+// refuses before writing anything: an empty or over-long id, group name or
+// source (each must be 1 to 255 bytes), or more than 1000 groups in one
+// sync.
+var ErrInvalid = errors.New("invalid input")
+
 // SourceIMS marks memberships that came from an IMS sync. A sync replaces
 // only these; memberships with any other source are left alone.
 const SourceIMS = "ims"
@@ -30,8 +36,8 @@ type User struct {
 	LastName    string
 	Memberships []Membership // sorted by group, then source
 	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	SyncedAt    time.Time // last sync of profile and IMS groups
+	UpdatedAt   time.Time // last change of the profile fields (not of memberships)
+	SyncedAt    time.Time // last sync of profile and IMS groups, changed or not
 }
 
 // Groups returns the distinct group names of all memberships, sorted.
@@ -100,14 +106,15 @@ type Store interface {
 
 	// AddMembership grants a membership with the given source; granting an
 	// existing one is not an error. It returns ErrNotFound if the user does
-	// not exist.
+	// not exist. Names compare as exact bytes.
 	AddMembership(ctx context.Context, userID, group, source string) error
 
 	// RemoveMembership revokes one membership; revoking a missing one is not
 	// an error.
 	RemoveMembership(ctx context.Context, userID, group, source string) error
 
-	// CreateLoginToken stores a new login token. The user must exist.
+	// CreateLoginToken stores a new login token. It returns ErrNotFound if
+	// the user does not exist, and an error if the id is taken.
 	CreateLoginToken(ctx context.Context, t *LoginToken) error
 
 	// GetLoginToken returns the token with the given id, expired or not, or

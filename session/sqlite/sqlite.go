@@ -1,0 +1,236 @@
+// Package sqlite implements session.Store on an embedded SQLite database,
+// with the pure-Go driver modernc.org/sqlite (no cgo).
+//
+// A Store holds two connection pools on one database file: a single write
+// connection, whose transactions begin IMMEDIATE, so writers queue in Go
+// (honouring their contexts) and never race to upgrade a read lock; and a
+// pool of read-only connections, which WAL mode lets run alongside the
+// writer. Times are stored as INTEGER Unix milliseconds.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite" // the "sqlite" database/sql driver, and its errors
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gatehouse-proxy/gatehouse/session"
+)
+
+// Limits on input, so that a misbehaving caller cannot grow rows without
+// bound. Longer values are rejected, never truncated.
+const (
+	maxIDLen    = 255  // bytes of a user id, login-token id or setting key
+	maxGroupLen = 255  // bytes of a group name or membership source
+	maxGroups   = 1000 // distinct, non-empty IMS groups in one sync
+)
+
+// busyTimeout is how long a connection waits for a lock another process
+// holds before failing with SQLITE_BUSY. Within one process writers queue
+// for the single write connection instead.
+const busyTimeout = 5 * time.Second
+
+// errInvalid marks input rejected before anything was written.
+var errInvalid = session.ErrInvalid
+
+// Store is a session.Store backed by one SQLite database file. It is safe
+// for concurrent use.
+type Store struct {
+	write *sql.DB // exactly one connection; transactions BEGIN IMMEDIATE
+	read  *sql.DB // query_only connections
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ session.Store = (*Store)(nil)
+
+// Open opens the SQLite database at path, creating the file if it is
+// missing (its directory must exist), and migrates its schema to the
+// version this binary knows. It refuses a database whose schema is newer.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open session store: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+	dir := filepath.Dir(abs)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named below; keep only the reason
+		}
+		return nil, fmt.Errorf("open session store %s: directory %s: %w", path, dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open session store %s: %s is not a directory", path, dir)
+	}
+
+	write, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	if err := connect(ctx, write); err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+	if err := migrate(ctx, write, time.Now()); err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+
+	read, err := sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)"))
+	if err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+
+	s := &Store{write: write, read: read}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn returns the driver's name for the database file at the absolute
+// path abs: a "file:" URI whose pragmas every pooled connection runs as
+// it opens, followed by extra query parameters.
+func dsn(abs string, extra ...string) string {
+	params := []string{
+		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()),
+		"_pragma=foreign_keys(1)",
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(NORMAL)",
+	}
+	params = append(params, extra...)
+	// The path is percent-encoded, so a '?', '#' or '%' in it is not read
+	// as the start of the query or as an escape.
+	return "file:" + (&url.URL{Path: filepath.ToSlash(abs)}).EscapedPath() + "?" + strings.Join(params, "&")
+}
+
+// connect opens the write pool's one connection, which runs the pragmas.
+// Switching a new database file to WAL mode fails with SQLITE_BUSY at
+// once, without waiting busy_timeout, while another process is doing the
+// same; connect retries that for up to busyTimeout. Once the file is in
+// WAL mode, the pragma no longer needs a lock.
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// Ping checks that the database can be reached for reading and writing.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping session store: %w", err)
+	}
+	if err := s.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping session store: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database. Calling it again returns the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		// Readers first, so that the writer's connection is the last one
+		// and SQLite checkpoints the WAL into the database file.
+		s.closeErr = errors.Join(s.read.Close(), s.write.Close())
+	})
+	return s.closeErr
+}
+
+// inWriteTx runs fn in a transaction on the write connection and commits
+// it if fn returns nil. Inside fn, use only tx: the write pool has one
+// connection, and tx holds it.
+func (s *Store) inWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// querier is what *sql.DB and *sql.Tx have in common for reading.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// millis is how a time is stored.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMillis turns a stored time back into a UTC time.Time.
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// checkID validates a user id, login-token id or setting key.
+func checkID(what, id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty %s", errInvalid, what)
+	}
+	if len(id) > maxIDLen {
+		return fmt.Errorf("%w: %s is %d bytes long, more than %d", errInvalid, what, len(id), maxIDLen)
+	}
+	return nil
+}
+
+// checkName validates a group name or membership source.
+func checkName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty %s", errInvalid, what)
+	}
+	if len(name) > maxGroupLen {
+		return fmt.Errorf("%w: %s %q is %d bytes long, more than %d", errInvalid, what, clip(name), len(name), maxGroupLen)
+	}
+	return nil
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	const n = 40
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,477 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) session.Store {
+		return openTemp(t)
+	})
+}
+
+// openTemp opens a store on a new file in t.TempDir(). The caller closes
+// it (storetest.Run does).
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "gatehouse.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// openFile opens a store on path and closes it when the test ends.
+func openFile(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+var t0 = time.Date(2026, 3, 1, 9, 30, 0, 123_000_000, time.UTC)
+
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+
+	s := openFile(t, path)
+	p := session.Profile{ID: "u1@AdobeID", Email: "jane@example.com", Name: "Jane Doe", FirstName: "Jane", LastName: "Doe"}
+	res, err := s.SyncUser(ctx, p, []string{"b", "a"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddMembership(ctx, p.ID, "admins", session.SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	tok := &session.LoginToken{ID: "tok-1", UserID: p.ID, SecretHash: []byte{1, 2, 3}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateLoginToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOrCreateSetting(ctx, "k", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = openFile(t, path)
+	u, err := s.GetUser(ctx, p.ID)
+	if err != nil {
+		t.Fatalf("GetUser after reopen: %v", err)
+	}
+	want := *res.User
+	want.Memberships = []session.Membership{
+		{Group: "a", Source: session.SourceIMS},
+		{Group: "admins", Source: session.SourceLocal},
+		{Group: "b", Source: session.SourceIMS},
+	}
+	if fmt.Sprint(*u) != fmt.Sprint(want) {
+		t.Errorf("GetUser after reopen = %+v, want %+v", *u, want)
+	}
+	got, err := s.GetLoginToken(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("GetLoginToken after reopen: %v", err)
+	}
+	if fmt.Sprint(*got) != fmt.Sprint(*tok) {
+		t.Errorf("GetLoginToken after reopen = %+v, want %+v", *got, *tok)
+	}
+	if v, err := s.GetOrCreateSetting(ctx, "k", []byte("second")); err != nil || string(v) != "first" {
+		t.Errorf("GetOrCreateSetting after reopen = %q, %v; want %q", v, err, "first")
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	for range 3 {
+		s := openFile(t, path)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := appliedVersions(t, path)
+	want := make([]int, len(migrations))
+	for i := range want {
+		want[i] = i + 1
+	}
+	if !slices.Equal(versions, want) {
+		t.Errorf("schema_migrations versions = %v, want %v", versions, want)
+	}
+}
+
+// TestConcurrentOpen opens one new file from several stores at once, as
+// replicas starting together would: each migration is applied once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			s, err := Open(t.Context(), path)
+			if err == nil {
+				err = s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if v := appliedVersions(t, path); len(v) != len(migrations) {
+		t.Errorf("schema_migrations versions = %v, want %d of them", v, len(migrations))
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	if err := openFile(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	future := len(migrations) + 1
+	db := rawDB(t, path)
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, future); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(t.Context(), path)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open of a database with a newer schema succeeded")
+	}
+	want := fmt.Sprintf("database schema version %d is newer than this gatehouse (%d); upgrade gatehouse", future, len(migrations))
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Open error = %q, want it to contain %q", err, want)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("Open error = %q, want it to name %s", err, path)
+	}
+}
+
+func TestOpenMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	path := filepath.Join(dir, "gatehouse.db")
+	s, err := Open(t.Context(), path)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open in a missing directory succeeded")
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open error = %v, want one wrapping fs.ErrNotExist", err)
+	}
+	for _, name := range []string{path, dir} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("Open error = %q, want it to name %s", err, name)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open created the directory: stat: %v", err)
+	}
+}
+
+func TestOpenParentIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), filepath.Join(file, "gatehouse.db"))
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open under a regular file succeeded")
+	}
+	if !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("Open error = %q, want it to say not a directory", err)
+	}
+}
+
+// TestOpenUnusualPath checks that characters that mean something in a URI
+// reach the file system as they are.
+func TestOpenUnusualPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a?b#c%20d e")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gate?house.db")
+	s := openFile(t, path)
+	if _, err := s.SyncUser(t.Context(), session.Profile{ID: "u1"}, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database file not at %q: %v", path, err)
+	}
+}
+
+// TestPragmas checks the settings every connection of both pools gets.
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	t.Cleanup(func() { _ = s.Close() })
+
+	want := map[string]string{
+		"journal_mode": "wal",
+		"busy_timeout": "5000",
+		"foreign_keys": "1",
+		"synchronous":  "1", // NORMAL
+	}
+	for pool, db := range map[string]*sql.DB{"write": s.write, "read": s.read} {
+		for pragma, w := range want {
+			var got string
+			if err := db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatalf("%s pool: PRAGMA %s: %v", pool, pragma, err)
+			}
+			if got != w {
+				t.Errorf("%s pool: PRAGMA %s = %s, want %s", pool, pragma, got, w)
+			}
+		}
+	}
+	var qo int
+	if err := s.read.QueryRowContext(t.Context(), "PRAGMA query_only").Scan(&qo); err != nil || qo != 1 {
+		t.Errorf("read pool: PRAGMA query_only = %d, %v; want 1", qo, err)
+	}
+	if _, err := s.read.ExecContext(t.Context(), `INSERT INTO settings (key, value) VALUES ('x', x'00')`); err == nil {
+		t.Error("read pool accepted a write")
+	}
+}
+
+// TestWALPersists checks that the file itself is in WAL mode, as any
+// other process opening it would find.
+func TestWALPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	if err := openFile(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := rawDB(t, path).QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode of the file = %q, want wal", mode)
+	}
+}
+
+// TestCascade checks that a user's memberships and login tokens go with
+// the user (no Store method deletes users yet; operators may).
+func TestCascade(t *testing.T) {
+	ctx := t.Context()
+	s := openTemp(t)
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{"a", "b"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateLoginToken(ctx, &session.LoginToken{ID: "t1", UserID: "u1", SecretHash: []byte{1}, ExpiresAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM users WHERE id = 'u1'`); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range map[string]int{"memberships": 0, "login_tokens": 0} {
+		var n int
+		if err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s has %d rows after the user was deleted, want %d", table, n, want)
+		}
+	}
+}
+
+// TestErrorKinds checks what the conformance suite leaves open: rejected
+// input is errInvalid, and a token for an unknown user is ErrNotFound.
+func TestErrorKinds(t *testing.T) {
+	ctx := t.Context()
+	s := openTemp(t)
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	many := make([]string, maxGroups+1)
+	for i := range many {
+		many[i] = fmt.Sprint(i)
+	}
+	invalid := map[string]error{
+		"long id":      second(s.SyncUser(ctx, session.Profile{ID: strings.Repeat("i", maxIDLen+1)}, nil, t0)),
+		"long group":   second(s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{strings.Repeat("g", maxGroupLen+1)}, t0)),
+		"many groups":  second(s.SyncUser(ctx, session.Profile{ID: "u1"}, many, t0)),
+		"empty group":  s.AddMembership(ctx, "u1", "", session.SourceLocal),
+		"empty hash":   s.CreateLoginToken(ctx, &session.LoginToken{ID: "t", UserID: "u1"}),
+		"nil token":    s.CreateLoginToken(ctx, nil),
+		"empty key":    second(s.GetOrCreateSetting(ctx, "", nil)),
+		"empty tok id": s.CreateLoginToken(ctx, &session.LoginToken{UserID: "u1", SecretHash: []byte{1}}),
+	}
+	for name, err := range invalid {
+		if !errors.Is(err, errInvalid) {
+			t.Errorf("%s: error = %v, want errInvalid", name, err)
+		}
+	}
+	err := s.CreateLoginToken(ctx, &session.LoginToken{ID: "t", UserID: "nobody", SecretHash: []byte{1}})
+	if !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("CreateLoginToken for an unknown user: error = %v, want ErrNotFound", err)
+	}
+	if err := s.AddMembership(ctx, strings.Repeat("u", 300), "g", session.SourceLocal); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("AddMembership for an over-long user id: error = %v, want ErrNotFound", err)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// TestTwoStoresOneFile syncs one user through two stores on the same file
+// at once, as two processes would: SQLite's locking (BEGIN IMMEDIATE with
+// busy_timeout) must serialize them without SQLITE_BUSY.
+func TestTwoStoresOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	stores := []*Store{openFile(t, path), openFile(t, path)}
+	const n = 8
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = stores[i%2].SyncUser(t.Context(), session.Profile{ID: "u1"},
+				[]string{"common", fmt.Sprint(i)}, t0.Add(time.Duration(i)*time.Millisecond))
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	u, err := stores[0].GetUser(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := int(u.SyncedAt.Sub(t0) / time.Millisecond)
+	want := []string{"common", fmt.Sprint(last)}
+	slices.Sort(want)
+	if got := u.Groups(); !slices.Equal(got, want) {
+		t.Errorf("groups = %q, want %q (from the last sync)", got, want)
+	}
+}
+
+// appliedVersions lists schema_migrations of the database at path.
+func appliedVersions(t *testing.T, path string) []int {
+	t.Helper()
+	rows, err := rawDB(t, path).Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rawDB opens the file without the Store and without its pragmas, closed
+// when the test ends.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func BenchmarkGetLoginToken(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.GetLoginToken(ctx, "tok-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetUser(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.GetUser(ctx, "u1@AdobeID"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetUserParallel(b *testing.B) {
+	s := benchStore(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.GetUser(context.Background(), "u1@AdobeID"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkSyncUserUnchanged(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.SyncUser(ctx, benchProfile, benchGroups, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var (
+	benchProfile = session.Profile{ID: "u1@AdobeID", Email: "jane@example.com", Name: "Jane Doe", FirstName: "Jane", LastName: "Doe"}
+	benchGroups  = func() []string {
+		var g []string
+		for i := range 20 {
+			g = append(g, fmt.Sprintf("group-%02d", i))
+		}
+		return g
+	}()
+)
+
+// benchStore returns a store holding one user with 20 IMS groups and one
+// login token, "tok-1".
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	ctx := context.Background()
+	s := openTemp(b)
+	b.Cleanup(func() { _ = s.Close() })
+	if _, err := s.SyncUser(ctx, benchProfile, benchGroups, t0); err != nil {
+		b.Fatal(err)
+	}
+	tok := &session.LoginToken{ID: "tok-1", UserID: benchProfile.ID, SecretHash: make([]byte, 32), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateLoginToken(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,279 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/session"
+)
+
+// GetUser returns the user with the given IMS id and all memberships, or
+// an error wrapping session.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id string) (*session.User, error) {
+	if checkID("user id", id) != nil {
+		// No such user can have been stored.
+		return nil, fmt.Errorf("get user %s: %w", clip(id), session.ErrNotFound)
+	}
+	// One read transaction, so that profile and memberships come from the
+	// same snapshot.
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("get user %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	u, err := getUser(ctx, tx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// getUser reads a user and its memberships; call it inside a transaction.
+// (Two statements are faster than one join that repeats the profile on
+// every membership row.)
+func getUser(ctx context.Context, q querier, id string) (*session.User, error) {
+	u := &session.User{ID: id}
+	var created, updated, synced int64
+	err := q.QueryRowContext(ctx,
+		`SELECT email, name, first_name, last_name, created_at, updated_at, synced_at FROM users WHERE id = ?`, id).
+		Scan(&u.Email, &u.Name, &u.FirstName, &u.LastName, &created, &updated, &synced)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, session.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.UpdatedAt, u.SyncedAt = fromMillis(created), fromMillis(updated), fromMillis(synced)
+	rows, err := q.QueryContext(ctx,
+		`SELECT group_name, source FROM memberships WHERE user_id = ? ORDER BY group_name, source`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m session.Membership
+		if err := rows.Scan(&m.Group, &m.Source); err != nil {
+			return nil, err
+		}
+		u.Memberships = append(u.Memberships, m)
+	}
+	return u, rows.Err()
+}
+
+// SyncUser creates or updates the user's profile and makes its SourceIMS
+// memberships exactly imsGroups (empty names ignored, duplicates merged),
+// in one transaction. UpdatedAt moves to now only when the profile
+// changed; SyncedAt always does. It rejects an id or group name longer
+// than 255 bytes and more than 1000 distinct groups, writing nothing.
+func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []string, now time.Time) (*session.SyncResult, error) {
+	if err := checkID("user id", p.ID); err != nil {
+		return nil, fmt.Errorf("sync user %s: %w", clip(p.ID), err)
+	}
+	want, err := normalizeGroups(imsGroups)
+	if err != nil {
+		return nil, fmt.Errorf("sync user %s: %w", p.ID, err)
+	}
+
+	var res *session.SyncResult
+	err = s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = syncUser(ctx, tx, p, want, millis(now))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sync user %s: %w", p.ID, err)
+	}
+	return res, nil
+}
+
+func syncUser(ctx context.Context, tx *sql.Tx, p session.Profile, want []string, now int64) (*session.SyncResult, error) {
+	res := &session.SyncResult{}
+
+	var old session.Profile
+	err := tx.QueryRowContext(ctx,
+		`SELECT email, name, first_name, last_name FROM users WHERE id = ?`, p.ID).
+		Scan(&old.Email, &old.Name, &old.FirstName, &old.LastName)
+	old.ID = p.ID
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		res.Created = true
+		_, err = tx.ExecContext(ctx, `
+INSERT INTO users (id, email, name, first_name, last_name, created_at, updated_at, synced_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.Email, p.Name, p.FirstName, p.LastName, now, now, now)
+	case err != nil:
+		return nil, fmt.Errorf("read profile: %w", err)
+	case old != p:
+		_, err = tx.ExecContext(ctx, `
+UPDATE users SET email = ?, name = ?, first_name = ?, last_name = ?, updated_at = ?, synced_at = ?
+WHERE id = ?`,
+			p.Email, p.Name, p.FirstName, p.LastName, now, now, p.ID)
+	default:
+		_, err = tx.ExecContext(ctx, `UPDATE users SET synced_at = ? WHERE id = ?`, now, p.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write profile: %w", err)
+	}
+
+	have, err := imsGroups(ctx, tx, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read IMS groups: %w", err)
+	}
+	res.Added, res.Removed = diff(have, want)
+
+	if err := execEach(ctx, tx,
+		`INSERT INTO memberships (user_id, group_name, source) VALUES (?, ?, ?)`,
+		p.ID, res.Added); err != nil {
+		return nil, fmt.Errorf("add IMS groups: %w", err)
+	}
+	if err := execEach(ctx, tx,
+		`DELETE FROM memberships WHERE user_id = ? AND group_name = ? AND source = ?`,
+		p.ID, res.Removed); err != nil {
+		return nil, fmt.Errorf("remove IMS groups: %w", err)
+	}
+
+	res.User, err = getUser(ctx, tx, p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	return res, nil
+}
+
+// imsGroups returns the user's SourceIMS groups, sorted.
+func imsGroups(ctx context.Context, tx *sql.Tx, userID string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx,
+		`SELECT group_name FROM memberships WHERE user_id = ? AND source = ? ORDER BY group_name`,
+		userID, session.SourceIMS)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// execEach runs query, whose parameters are (user id, group, source), once
+// for each group with source SourceIMS.
+func execEach(ctx context.Context, tx *sql.Tx, query, userID string, groups []string) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, g := range groups {
+		if _, err := stmt.ExecContext(ctx, userID, g, session.SourceIMS); err != nil {
+			return fmt.Errorf("group %q: %w", g, err)
+		}
+	}
+	return nil
+}
+
+// normalizeGroups drops empty names, merges duplicates and sorts, and
+// rejects names longer than maxGroupLen or more than maxGroups names.
+func normalizeGroups(groups []string) ([]string, error) {
+	seen := make(map[string]struct{}, min(len(groups), maxGroups+1))
+	out := make([]string, 0, min(len(groups), maxGroups+1))
+	for _, g := range groups {
+		if g == "" {
+			continue
+		}
+		if _, ok := seen[g]; ok {
+			continue
+		}
+		if err := checkName("group", g); err != nil {
+			return nil, err
+		}
+		if len(out) == maxGroups {
+			return nil, fmt.Errorf("%w: more than %d groups", errInvalid, maxGroups)
+		}
+		seen[g] = struct{}{}
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// diff compares two sorted, duplicate-free lists and returns what is only
+// in want (added) and only in have (removed), both sorted.
+func diff(have, want []string) (added, removed []string) {
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		switch {
+		case j == len(want) || (i < len(have) && have[i] < want[j]):
+			removed = append(removed, have[i])
+			i++
+		case i == len(have) || want[j] < have[i]:
+			added = append(added, want[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return added, removed
+}
+
+// AddMembership grants a membership; granting an existing one is not an
+// error. It returns an error wrapping session.ErrNotFound if the user does
+// not exist, and rejects an empty or over-long group or source.
+func (s *Store) AddMembership(ctx context.Context, userID, group, source string) error {
+	if err := checkName("group", group); err != nil {
+		return fmt.Errorf("add membership of %s: %w", clip(userID), err)
+	}
+	if err := checkName("source", source); err != nil {
+		return fmt.Errorf("add membership of %s: %w", clip(userID), err)
+	}
+	if checkID("user id", userID) != nil {
+		return fmt.Errorf("add membership of %s: user: %w", clip(userID), session.ErrNotFound)
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		if err := userExists(ctx, tx, userID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+INSERT INTO memberships (user_id, group_name, source) VALUES (?, ?, ?)
+ON CONFLICT (user_id, group_name, source) DO NOTHING`, userID, group, source)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add membership of %s in %s (%s): %w", userID, group, source, err)
+	}
+	return nil
+}
+
+// RemoveMembership revokes one membership; revoking a missing one is not
+// an error.
+func (s *Store) RemoveMembership(ctx context.Context, userID, group, source string) error {
+	_, err := s.write.ExecContext(ctx,
+		`DELETE FROM memberships WHERE user_id = ? AND group_name = ? AND source = ?`,
+		userID, group, source)
+	if err != nil {
+		return fmt.Errorf("remove membership of %s in %s (%s): %w", clip(userID), clip(group), clip(source), err)
+	}
+	return nil
+}
+
+// userExists returns an error wrapping session.ErrNotFound if there is no
+// user with the given id.
+func userExists(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("user %s: %w", id, session.ErrNotFound)
+	}
+	return err
+}
