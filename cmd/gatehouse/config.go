@@ -1,0 +1,292 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
+	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
+)
+
+const envPrefix = "GATEHOUSE_"
+
+// config is every setting of `gatehouse serve`, read from GATEHOUSE_*
+// environment variables. The help tag is what `gatehouse serve -h` prints.
+type config struct {
+	Listen   string `env:"LISTEN" envDefault:":8080" help:"address the proxy listens on"`
+	Upstream string `env:"UPSTREAM,required" help:"the content backend, e.g. http://127.0.0.1:4502 (required)"`
+	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz and logout; never proxied"`
+
+	IMSURL             string        `env:"IMS_URL" envDefault:"https://ims-na1.adobelogin.com" help:"the identity service"`
+	IMSKeysURL         string        `env:"IMS_KEYS_URL" help:"JWKS with IMS's signing keys (default <IMS_URL>/ims/keys)"`
+	IMSCertsURL        string        `env:"IMS_CERTS_URL" help:"certificate base URL for tokens' x5u, e.g. https://static.adobelogin.com/keys/prod/ (default: off)"`
+	IMSCluster         string        `env:"IMS_CLUSTER" envDefault:"ims-na1" help:"expected 'as' claim of access tokens"`
+	IMSClientIDs       []string      `env:"IMS_CLIENT_IDS" envSeparator:"," help:"client ids allowed to sign in with a bearer token, comma separated; empty turns bearer sign-in off"`
+	IMSOrg             string        `env:"IMS_ORG" help:"organization (…@AdobeOrg) whose groups are synced; empty syncs no groups"`
+	IMSValidation      string        `env:"IMS_VALIDATION" envDefault:"both" help:"local (signature and claims), remote (IMS validate_token) or both"`
+	IMSRecheckInterval time.Duration `env:"IMS_RECHECK_INTERVAL" envDefault:"5m" help:"remote validation: how long IMS's 'valid' is trusted before asking again"`
+	IMSTimeout         time.Duration `env:"IMS_TIMEOUT" envDefault:"10s" help:"timeout of each call to IMS"`
+	IMSClockSkew       time.Duration `env:"IMS_CLOCK_SKEW" envDefault:"1m" help:"tolerated clock difference when checking token times"`
+	IMSKeysMinRefresh  time.Duration `env:"IMS_KEYS_MIN_REFRESH" envDefault:"10s" help:"least time between two fetches of the key set, however many unknown keys arrive"`
+	GroupMapping       string        `env:"GROUP_MAPPING" help:"rules <groupName>:<role>=<localGroup>, comma separated, * wildcards; unmatched groups keep their name"`
+	SyncInterval       time.Duration `env:"SYNC_INTERVAL" envDefault:"1h" help:"how long a user's profile and groups count as fresh before the next sign-in syncs again"`
+
+	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users and login tokens are kept: sqlite:PATH"`
+	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store"`
+	CookieSecure    bool          `env:"COOKIE_SECURE" envDefault:"true" help:"mark the login-token cookie Secure; false only for plain-HTTP development"`
+	CookieSameSite  string        `env:"COOKIE_SAMESITE" envDefault:"lax" help:"SameSite of the login-token cookie: lax, strict or none (none needs COOKIE_SECURE)"`
+	LoginTokenTTL   time.Duration `env:"LOGIN_TOKEN_TTL" envDefault:"12h" help:"lifetime of a login token; refreshed once half of it has passed"`
+	SessionCacheTTL time.Duration `env:"SESSION_CACHE_TTL" envDefault:"30s" help:"how long a checked login token is trusted from memory (a logout on another replica takes effect within it)"`
+	CleanupInterval time.Duration `env:"CLEANUP_INTERVAL" envDefault:"10m" help:"how often expired login tokens are purged"`
+
+	PassAuthorization bool `env:"PASS_AUTHORIZATION" envDefault:"false" help:"forward the client's Authorization header upstream"`
+	PassCookie        bool `env:"PASS_LOGIN_COOKIE" envDefault:"false" help:"forward the login-token cookie upstream"`
+
+	UpstreamDialTimeout           time.Duration `env:"UPSTREAM_DIAL_TIMEOUT" envDefault:"5s" help:"timeout to connect to the upstream"`
+	UpstreamResponseHeaderTimeout time.Duration `env:"UPSTREAM_RESPONSE_HEADER_TIMEOUT" envDefault:"60s" help:"time the upstream has to start answering (bodies stream without a deadline)"`
+	UpstreamIdleConnTimeout       time.Duration `env:"UPSTREAM_IDLE_CONN_TIMEOUT" envDefault:"90s" help:"how long an idle upstream connection is kept"`
+	UpstreamMaxIdleConns          int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"512" help:"idle upstream connections kept in all"`
+	UpstreamMaxIdleConnsPerHost   int           `env:"UPSTREAM_MAX_IDLE_CONNS_PER_HOST" envDefault:"256" help:"idle upstream connections kept per upstream host"`
+
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers"`
+	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client connection is kept open"`
+	MaxHeaderBytes    int           `env:"MAX_HEADER_BYTES" envDefault:"65536" help:"largest request header block accepted"`
+	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long in-flight requests may finish after SIGTERM"`
+
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json" help:"json or console"`
+
+	// Derived by load; not settings.
+	upstream   *url.URL
+	validation bearer.Mode
+	mapping    *groupmap.Mapping
+	sameSite   http.SameSite
+	sqlitePath string
+}
+
+// loadConfig reads the settings from environ (os.Environ() form) and checks
+// them. Every error names the variable to fix.
+func loadConfig(environ []string) (*config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var c config
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: envPrefix, Environment: vars}); err != nil {
+		return nil, describeEnvError(err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s%s: %s", envPrefix, name, fmt.Sprintf(format, args...)))
+	}
+	var err error
+	if c.upstream, err = parseHTTPURL(c.Upstream); err != nil {
+		bad("UPSTREAM", "%v", err)
+	}
+	if _, err := parseHTTPURL(c.IMSURL); err != nil {
+		bad("IMS_URL", "%v", err)
+	}
+	c.IMSURL = strings.TrimRight(c.IMSURL, "/")
+	if c.IMSKeysURL == "" {
+		c.IMSKeysURL = c.IMSURL + "/ims/keys"
+	}
+	if _, err := parseHTTPURL(c.IMSKeysURL); err != nil {
+		bad("IMS_KEYS_URL", "%v", err)
+	}
+	if c.IMSCertsURL != "" {
+		if _, err := parseHTTPURL(c.IMSCertsURL); err != nil {
+			bad("IMS_CERTS_URL", "%v", err)
+		} else if !strings.HasSuffix(c.IMSCertsURL, "/") {
+			c.IMSCertsURL += "/"
+		}
+	}
+	if c.IMSCluster == "" {
+		bad("IMS_CLUSTER", "must not be empty")
+	}
+	ids := c.IMSClientIDs[:0]
+	for _, id := range c.IMSClientIDs {
+		if id = strings.TrimSpace(id); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	c.IMSClientIDs = ids
+	if c.IMSOrg != "" && !strings.HasSuffix(c.IMSOrg, "@AdobeOrg") {
+		bad("IMS_ORG", "%q: an organization id looks like 1234ABCD@AdobeOrg", c.IMSOrg)
+	}
+	if c.validation, err = bearer.ParseMode(c.IMSValidation); err != nil {
+		bad("IMS_VALIDATION", "%v", err)
+	}
+	if c.mapping, err = groupmap.Parse(c.GroupMapping); err != nil {
+		bad("GROUP_MAPPING", "%v", err)
+	}
+	switch {
+	case strings.HasPrefix(c.Store, "sqlite:"):
+		c.sqlitePath = strings.TrimPrefix(c.Store, "sqlite:")
+		if c.sqlitePath == "" {
+			bad("STORE", "sqlite: needs a file path, e.g. sqlite:/var/lib/gatehouse/gatehouse.db")
+		}
+	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
+		bad("STORE", "the PostgreSQL store is not available in this version; use sqlite:PATH")
+	default:
+		bad("STORE", "%q: want sqlite:PATH", c.Store)
+	}
+	switch strings.ToLower(c.CookieSameSite) {
+	case "lax":
+		c.sameSite = http.SameSiteLaxMode
+	case "strict":
+		c.sameSite = http.SameSiteStrictMode
+	case "none":
+		c.sameSite = http.SameSiteNoneMode
+		if !c.CookieSecure {
+			bad("COOKIE_SAMESITE", "none requires GATEHOUSE_COOKIE_SECURE=true (browsers drop SameSite=None cookies that are not Secure)")
+		}
+	default:
+		bad("COOKIE_SAMESITE", "%q: want lax, strict or none", c.CookieSameSite)
+	}
+	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") || len(c.Prefix) < 3 {
+		bad("PREFIX", "%q: must start and end with / and name a path, e.g. /gatehouse/", c.Prefix)
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"IMS_RECHECK_INTERVAL", c.IMSRecheckInterval}, {"IMS_TIMEOUT", c.IMSTimeout},
+		{"IMS_KEYS_MIN_REFRESH", c.IMSKeysMinRefresh}, {"SYNC_INTERVAL", c.SyncInterval},
+		{"LOGIN_TOKEN_TTL", c.LoginTokenTTL}, {"CLEANUP_INTERVAL", c.CleanupInterval},
+		{"UPSTREAM_DIAL_TIMEOUT", c.UpstreamDialTimeout}, {"UPSTREAM_RESPONSE_HEADER_TIMEOUT", c.UpstreamResponseHeaderTimeout},
+		{"UPSTREAM_IDLE_CONN_TIMEOUT", c.UpstreamIdleConnTimeout}, {"READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
+		{"IDLE_TIMEOUT", c.IdleTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad(p.name, "%s: must be a positive duration, e.g. 30s, 5m, 12h", p.d)
+		}
+	}
+	if c.IMSClockSkew < 0 || c.IMSClockSkew > 10*time.Minute {
+		bad("IMS_CLOCK_SKEW", "%s: must be between 0 and 10m", c.IMSClockSkew)
+	}
+	if c.LoginTokenTTL > 0 && c.LoginTokenTTL < time.Second {
+		bad("LOGIN_TOKEN_TTL", "%s: at least 1s", c.LoginTokenTTL)
+	}
+	if c.SessionCacheTTL < 0 {
+		bad("SESSION_CACHE_TTL", "%s: must not be negative (0 disables the cache)", c.SessionCacheTTL)
+	}
+	if c.UpstreamMaxIdleConns < 1 || c.UpstreamMaxIdleConnsPerHost < 1 {
+		bad("UPSTREAM_MAX_IDLE_CONNS", "idle connection pool sizes must be at least 1")
+	}
+	if c.MaxHeaderBytes < 4096 {
+		bad("MAX_HEADER_BYTES", "%d: at least 4096", c.MaxHeaderBytes)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		bad("LOG_FORMAT", "%q: want json or console", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+func parseHTTPURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL", s)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%q: want an absolute http:// or https:// URL", s)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("%q: credentials in the URL are not allowed", u.Redacted())
+	}
+	return u, nil
+}
+
+// describeEnvError rewrites env's errors, which name Go fields, to name the
+// variables a person sets.
+func describeEnvError(err error) error {
+	keys := envKeys()
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		var ns env.VarIsNotSetError
+		var empty env.EmptyVarError
+		switch {
+		case errors.As(e, &pe):
+			inner := pe.Err
+			var pve env.ParseValueError
+			if errors.As(inner, &pve) && pve.Err != nil {
+				inner = pve.Err
+			}
+			out = append(out, fmt.Errorf("%s: %v", keys[pe.Name], inner))
+		case errors.As(e, &ns):
+			out = append(out, fmt.Errorf("%s: required, but not set", ns.Key))
+		case errors.As(e, &empty):
+			out = append(out, fmt.Errorf("%s: must not be empty", empty.Key))
+		default:
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+// envKeys maps config's field names to their variables.
+func envKeys() map[string]string {
+	m := map[string]string{}
+	t := reflect.TypeOf(config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if tag := f.Tag.Get("env"); tag != "" {
+			m[f.Name] = envPrefix + strings.Split(tag, ",")[0]
+		}
+	}
+	return m
+}
+
+// printSettings writes every setting with its default and meaning.
+func printSettings(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	t := reflect.TypeOf(config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("env")
+		if tag == "" {
+			continue
+		}
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", envPrefix, strings.Split(tag, ",")[0], def, f.Tag.Get("help"))
+	}
+	tw.Flush()
+}
+
+// environ is os.Environ, a variable so tests can replace it.
+var environ = os.Environ

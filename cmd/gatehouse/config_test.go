@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
+)
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig([]string{"GATEHOUSE_UPSTREAM=http://127.0.0.1:4502", "UNRELATED=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"listen", c.Listen, ":8080"},
+		{"upstream", c.upstream.String(), "http://127.0.0.1:4502"},
+		{"IMS URL", c.IMSURL, "https://ims-na1.adobelogin.com"},
+		{"keys URL derived from IMS URL", c.IMSKeysURL, "https://ims-na1.adobelogin.com/ims/keys"},
+		{"cluster", c.IMSCluster, "ims-na1"},
+		{"validation", c.validation, bearer.ModeBoth},
+		{"store", c.sqlitePath, "gatehouse.db"},
+		{"cookie secure", c.CookieSecure, true},
+		{"same site", c.sameSite, http.SameSiteLaxMode},
+		{"login token TTL", c.LoginTokenTTL, 12 * time.Hour},
+		{"sync interval", c.SyncInterval, time.Hour},
+		{"idle pool per host", c.UpstreamMaxIdleConnsPerHost, 256},
+		{"bearer sign-in off without client ids", len(c.IMSClientIDs), 0},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	c, err := loadConfig([]string{
+		"GATEHOUSE_UPSTREAM=https://author.example.com",
+		"GATEHOUSE_IMS_URL=http://127.0.0.1:8180/",
+		"GATEHOUSE_IMS_CERTS_URL=http://127.0.0.1:8180/keys/prod",
+		"GATEHOUSE_IMS_CLIENT_IDS= cc-europa-desktop_10_0 , ,InDesignAem2",
+		"GATEHOUSE_IMS_VALIDATION=LOCAL",
+		"GATEHOUSE_GROUP_MAPPING=*:GRP_ADMIN=administrators",
+		"GATEHOUSE_STORE=sqlite:/var/lib/gatehouse/g.db",
+		"GATEHOUSE_COOKIE_SAMESITE=Strict",
+		"GATEHOUSE_LOGIN_TOKEN_TTL=90m",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IMSKeysURL != "http://127.0.0.1:8180/ims/keys" {
+		t.Errorf("keys URL %q: the IMS URL's trailing slash must not double", c.IMSKeysURL)
+	}
+	if c.IMSCertsURL != "http://127.0.0.1:8180/keys/prod/" {
+		t.Errorf("certs URL %q: want a trailing slash so x5u appends as a file name", c.IMSCertsURL)
+	}
+	if !reflect.DeepEqual(c.IMSClientIDs, []string{"cc-europa-desktop_10_0", "InDesignAem2"}) {
+		t.Errorf("client ids %q", c.IMSClientIDs)
+	}
+	if c.validation != bearer.ModeLocal || c.sameSite != http.SameSiteStrictMode || c.LoginTokenTTL != 90*time.Minute {
+		t.Errorf("validation %q same site %v TTL %s", c.validation, c.sameSite, c.LoginTokenTTL)
+	}
+	if c.sqlitePath != "/var/lib/gatehouse/g.db" || len(c.mapping.Rules()) != 1 {
+		t.Errorf("store %q mapping %v", c.sqlitePath, c.mapping.Rules())
+	}
+}
+
+func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
+	up := "GATEHOUSE_UPSTREAM=http://127.0.0.1:4502"
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"upstream missing", nil, "GATEHOUSE_UPSTREAM: required"},
+		{"upstream not a URL", []string{"GATEHOUSE_UPSTREAM=127.0.0.1:4502"}, "GATEHOUSE_UPSTREAM"},
+		{"upstream with credentials", []string{"GATEHOUSE_UPSTREAM=http://admin:secret@h"}, "GATEHOUSE_UPSTREAM"},
+		{"bad duration", []string{up, "GATEHOUSE_LOGIN_TOKEN_TTL=abc"}, "GATEHOUSE_LOGIN_TOKEN_TTL"},
+		{"negative duration", []string{up, "GATEHOUSE_SYNC_INTERVAL=-1h"}, "GATEHOUSE_SYNC_INTERVAL"},
+		{"bad bool", []string{up, "GATEHOUSE_COOKIE_SECURE=maybe"}, "GATEHOUSE_COOKIE_SECURE"},
+		{"bad int", []string{up, "GATEHOUSE_UPSTREAM_MAX_IDLE_CONNS=lots"}, "GATEHOUSE_UPSTREAM_MAX_IDLE_CONNS"},
+		{"validation mode", []string{up, "GATEHOUSE_IMS_VALIDATION=sometimes"}, "GATEHOUSE_IMS_VALIDATION"},
+		{"same site none needs secure", []string{up, "GATEHOUSE_COOKIE_SAMESITE=none", "GATEHOUSE_COOKIE_SECURE=false"}, "GATEHOUSE_COOKIE_SAMESITE"},
+		{"store scheme", []string{up, "GATEHOUSE_STORE=redis://x"}, "GATEHOUSE_STORE"},
+		{"store empty path", []string{up, "GATEHOUSE_STORE=sqlite:"}, "GATEHOUSE_STORE"},
+		{"group mapping", []string{up, "GATEHOUSE_GROUP_MAPPING=nonsense"}, "GATEHOUSE_GROUP_MAPPING"},
+		{"org format", []string{up, "GATEHOUSE_IMS_ORG=1234"}, "GATEHOUSE_IMS_ORG"},
+		{"prefix", []string{up, "GATEHOUSE_PREFIX=gatehouse"}, "GATEHOUSE_PREFIX"},
+		{"log level", []string{up, "GATEHOUSE_LOG_LEVEL=loud"}, "GATEHOUSE_LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.env)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrintSettingsListsEverySetting(t *testing.T) {
+	var b bytes.Buffer
+	printSettings(&b)
+	for field, key := range envKeys() {
+		if !strings.Contains(b.String(), key) {
+			t.Errorf("%s (%s) missing from the settings list", key, field)
+		}
+	}
+	if !strings.Contains(b.String(), "GATEHOUSE_LOGIN_TOKEN_TTL                   12h") {
+		t.Errorf("defaults not listed:\n%s", b.String())
+	}
+}

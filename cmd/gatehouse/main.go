@@ -1,0 +1,98 @@
+// Command gatehouse is an authenticating reverse proxy for AEM-Author-like
+// content backends: it signs desktop clients in with IMS bearer tokens,
+// keeps them signed in with a login-token cookie, and forwards their
+// requests with their identity.
+//
+// Usage:
+//
+//	gatehouse serve          run the proxy (settings: GATEHOUSE_* variables; -h lists them)
+//	gatehouse demo           run the whole sign-in flow on loopback and report each step
+//	gatehouse ims-emulator   run the IMS emulator alone
+//	gatehouse healthcheck    probe a running gatehouse (for container HEALTHCHECKs)
+//	gatehouse version        print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// errUsage marks a command-line mistake: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "gatehouse: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return errUsage
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serveCommand(ctx, rest, stdout, stderr)
+	case "demo":
+		return demoCommand(ctx, rest, stdout, stderr)
+	case "ims-emulator":
+		return emulatorCommand(ctx, rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCommand(ctx, rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "gatehouse", versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return errUsage
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Gatehouse: an authenticating reverse proxy for content backends.
+
+Usage:
+  gatehouse serve          run the proxy; settings are GATEHOUSE_* variables ('gatehouse serve -h' lists them)
+  gatehouse demo [--keep]  run the desktop sign-in flow on loopback and report each step
+  gatehouse ims-emulator   run the IMS emulator alone ('gatehouse ims-emulator -h')
+  gatehouse healthcheck    ask a running gatehouse for /gatehouse/healthz (-ready: readyz); for container HEALTHCHECKs
+  gatehouse version        print the version
+`)
+}
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
