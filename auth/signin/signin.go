@@ -280,10 +280,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client went away; the access log records 499
 	}
 	ae := auth.AsError(err)
-	if ae.Reason == auth.ReasonExpiredToken || ae.Reason == auth.ReasonInvalidToken {
-		if _, cerr := r.Cookie(h.cfg.Sessions.CookieName()); cerr == nil {
-			http.SetCookie(w, h.cfg.Sessions.ClearCookie())
-		}
+	if isTokenError(ae.Err) {
+		// Only when the cookie itself failed: a bad bearer sent beside a
+		// valid cookie must not cost the client its session.
+		http.SetCookie(w, h.cfg.Sessions.ClearCookie())
 	}
 	fields := []zap.Field{zap.String("outcome", "refused"), zap.Int("status", ae.Status),
 		zap.String("reason", ae.Reason), zap.String("description", ae.Description)}

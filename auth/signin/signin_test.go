@@ -385,6 +385,19 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+func TestBadBearerBesideValidCookieKeepsTheCookie(t *testing.T) {
+	f := newFixture(t)
+	_, c := f.signIn(alice)
+	w := f.request("GET", "/content", "not.a.jwt", c, nil)
+	wantRefusal(t, w, http.StatusUnauthorized, auth.CodeInvalidToken, auth.ReasonInvalidToken)
+	if cl := loginCookie(w); cl != nil {
+		t.Fatalf("the valid login token's cookie was cleared: %+v", cl)
+	}
+	if w := f.request("GET", "/content", "", c, nil); w.Code != http.StatusNoContent {
+		t.Fatalf("cookie refused after a bad bearer beside it: %d", w.Code)
+	}
+}
+
 func TestOtherSchemeBesideValidCookieUsesCookie(t *testing.T) {
 	f := newFixture(t)
 	_, c := f.signIn(alice)
