@@ -110,7 +110,16 @@ func (p *Provisioner) sync(ctx context.Context, token string, claims *ims.Claims
 	p.inflight[claims.UserID] = c
 	p.mu.Unlock()
 
-	c.user, c.err = p.syncUncached(ctx, token, claims, stale)
+	// A sync that finished between the caller's read of the store and now
+	// has left a fresh user: read again, so that the burst costs one sync.
+	if u, err := p.cfg.Store.GetUser(ctx, claims.UserID); err == nil && p.Fresh(u) {
+		c.user = u
+	} else {
+		if err == nil {
+			stale = u
+		}
+		c.user, c.err = p.syncUncached(ctx, token, claims, stale)
+	}
 
 	p.mu.Lock()
 	delete(p.inflight, claims.UserID)
