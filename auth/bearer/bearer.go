@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 )
@@ -86,9 +88,9 @@ type Authenticator struct {
 	clientIDs map[string]struct{}
 	now       func() time.Time
 
-	mu       sync.Mutex
-	cache    map[Hash]*entry
-	inflight map[Hash]*call
+	mu     sync.Mutex
+	cache  map[Hash]*entry
+	flight singleflight.Group // keyed by string(Hash)
 }
 
 type entry struct {
@@ -97,12 +99,6 @@ type entry struct {
 	recheckAt time.Time // remote modes: when to ask IMS again; zero for ModeLocal
 	err       error     // a remembered rejection (remote "invalid")
 	errUntil  time.Time
-}
-
-type call struct {
-	done chan struct{}
-	res  *ims.Claims
-	err  error
 }
 
 // New returns an Authenticator.
@@ -140,7 +136,6 @@ func New(cfg Config) (*Authenticator, error) {
 		clientIDs: make(map[string]struct{}, len(cfg.ClientIDs)),
 		now:       cfg.Now,
 		cache:     make(map[Hash]*entry),
-		inflight:  make(map[Hash]*call),
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -247,29 +242,26 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 		}
 		delete(a.cache, h)
 	}
+	a.mu.Unlock()
 	// One validation per token at a time: a burst of requests carrying a new
-	// token costs one signature check and at most one IMS call.
-	if c, ok := a.inflight[h]; ok {
+	// token costs one signature check and at most one IMS call. The shared
+	// work is detached from the first caller's cancellation, so a client
+	// that hangs up does not fail everyone waiting on the same token; the
+	// IMS client's timeout still bounds it.
+	ch := a.flight.DoChan(string(h[:]), func() (any, error) {
+		claims, err := a.validateUncached(context.WithoutCancel(ctx), token)
+		a.mu.Lock()
+		a.store(h, claims, err, now)
 		a.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.res, c.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return claims, err
+	})
+	select {
+	case r := <-ch:
+		claims, _ := r.Val.(*ims.Claims)
+		return claims, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	c := &call{done: make(chan struct{})}
-	a.inflight[h] = c
-	a.mu.Unlock()
-
-	c.res, c.err = a.validateUncached(ctx, token)
-
-	a.mu.Lock()
-	delete(a.inflight, h)
-	a.store(h, c.res, c.err, now)
-	a.mu.Unlock()
-	close(c.done)
-	return c.res, c.err
 }
 
 // store caches an outcome; a.mu must be held. Only definite outcomes are

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
@@ -45,14 +46,7 @@ type Provisioner struct {
 	now func() time.Time
 	log *zap.Logger
 
-	mu       sync.Mutex
-	inflight map[string]*call
-}
-
-type call struct {
-	done chan struct{}
-	user *session.User
-	err  error
+	flight singleflight.Group // keyed by user id
 }
 
 // New returns a Provisioner.
@@ -63,7 +57,7 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Hour
 	}
-	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger, inflight: make(map[string]*call)}
+	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -94,38 +88,31 @@ func (p *Provisioner) Ensure(ctx context.Context, token string, claims *ims.Clai
 }
 
 // sync runs one sync per user at a time; concurrent sign-ins of the same
-// user share its outcome.
+// user share its outcome. The shared work is detached from the first
+// caller's cancellation (the IMS client's timeout bounds it), so a client
+// that hangs up does not fail the others.
 func (p *Provisioner) sync(ctx context.Context, token string, claims *ims.Claims, stale *session.User) (*session.User, error) {
-	p.mu.Lock()
-	if c, ok := p.inflight[claims.UserID]; ok {
-		p.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.user, c.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	c := &call{done: make(chan struct{})}
-	p.inflight[claims.UserID] = c
-	p.mu.Unlock()
-
-	// A sync that finished between the caller's read of the store and now
-	// has left a fresh user: read again, so that the burst costs one sync.
-	if u, err := p.cfg.Store.GetUser(ctx, claims.UserID); err == nil && p.Fresh(u) {
-		c.user = u
-	} else {
-		if err == nil {
+	ch := p.flight.DoChan(claims.UserID, func() (any, error) {
+		ctx := context.WithoutCancel(ctx)
+		// A sync that finished between the caller's read of the store and
+		// now has left a fresh user: read again, so that a burst costs one
+		// sync.
+		u, err := p.cfg.Store.GetUser(ctx, claims.UserID)
+		switch {
+		case err == nil && p.Fresh(u):
+			return u, nil
+		case err == nil:
 			stale = u
 		}
-		c.user, c.err = p.syncUncached(ctx, token, claims, stale)
+		return p.syncUncached(ctx, token, claims, stale)
+	})
+	select {
+	case r := <-ch:
+		u, _ := r.Val.(*session.User)
+		return u, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-
-	p.mu.Lock()
-	delete(p.inflight, claims.UserID)
-	p.mu.Unlock()
-	close(c.done)
-	return c.user, c.err
 }
 
 func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *ims.Claims, stale *session.User) (*session.User, error) {
