@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -116,5 +117,29 @@ func TestPrintSettingsListsEverySetting(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "GATEHOUSE_LOGIN_TOKEN_TTL                   12h") {
 		t.Errorf("defaults not listed:\n%s", b.String())
+	}
+}
+
+// The README promises a table of every setting; keep it honest.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(config{})
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		tag := f.Tag.Get("env")
+		if tag == "" {
+			continue
+		}
+		key := envPrefix + strings.Split(tag, ",")[0]
+		row := "| `" + key + "` | "
+		if def := f.Tag.Get("envDefault"); def != "" {
+			row += "`" + def + "` |"
+		}
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row %q for %s", row, key)
+		}
 	}
 }
