@@ -35,9 +35,12 @@ type User struct {
 	FirstName   string
 	LastName    string
 	Memberships []Membership // sorted by group, then source
-	CreatedAt   time.Time
-	UpdatedAt   time.Time // last change of the profile fields (not of memberships)
-	SyncedAt    time.Time // last sync of profile and IMS groups, changed or not
+	// Orgs are the ids of the IMS organizations the user belonged to at the
+	// last sync ("…@AdobeOrg"), sorted.
+	Orgs      []string
+	CreatedAt time.Time
+	UpdatedAt time.Time // last change of the profile fields (not of memberships)
+	SyncedAt  time.Time // last sync of profile and IMS groups, changed or not
 }
 
 // Groups returns the distinct group names of all memberships, sorted.
@@ -67,6 +70,9 @@ type Profile struct {
 	Name      string
 	FirstName string
 	LastName  string
+	// Orgs are the user's IMS organization ids; a sync replaces the stored
+	// set with these (empty names ignored, duplicates merged, at most 1000).
+	Orgs []string
 }
 
 // SyncResult says what a sync changed.
@@ -97,8 +103,9 @@ type Store interface {
 	// It returns ErrNotFound if there is none.
 	GetUser(ctx context.Context, id string) (*User, error)
 
-	// SyncUser creates the user if missing, writes the profile, and makes
-	// the user's SourceIMS memberships exactly imsGroups (adding and removing
+	// SyncUser creates the user if missing, writes the profile (including
+	// its organizations), and makes the user's SourceIMS memberships exactly
+	// imsGroups (adding and removing
 	// as needed; memberships of other sources are untouched), and sets
 	// SyncedAt to now — all in one transaction. Concurrent syncs of the same
 	// user must not fail or duplicate rows.

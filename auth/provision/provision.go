@@ -1,6 +1,6 @@
 // Package provision creates the users that sign in with IMS tokens and keeps
-// their profile and group memberships in step with IMS. A sync costs two IMS
-// calls (profile and organizations); it runs at a user's first sign-in and
+// their profile, organizations and group memberships in step with IMS. A
+// sync costs two IMS calls (profile and organizations); it runs at a user's first sign-in and
 // again only when the last sync is older than the sync interval.
 package provision
 
@@ -128,9 +128,10 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 		defer wg.Done()
 		profile, perr = p.cfg.IMS.Profile(ctx, token)
 	}()
-	if p.cfg.Org != "" {
-		orgs, oerr = p.cfg.IMS.Organizations(ctx, token)
-	}
+	// Organizations are read even without a configured Org: the user's
+	// organization ids are kept for the API check of x-gw-ims-org-id. This
+	// happens at sync only, never per request.
+	orgs, oerr = p.cfg.IMS.Organizations(ctx, token)
 	wg.Wait()
 	if err := errors.Join(perr, oerr); err != nil {
 		if errors.Is(err, ims.ErrUnauthorized) {
@@ -160,6 +161,7 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 		Name:      profile.FullName(),
 		FirstName: profile.FirstName,
 		LastName:  profile.LastName,
+		Orgs:      orgIDs(orgs),
 	}, groups, p.now())
 	if err != nil {
 		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
@@ -186,6 +188,16 @@ func (p *Provisioner) groups(orgs []ims.Organization) []string {
 		}
 	}
 	return p.cfg.Mapping.Map(gs)
+}
+
+func orgIDs(orgs []ims.Organization) []string {
+	ids := make([]string, 0, len(orgs))
+	for i := range orgs {
+		if orgs[i].OrgRef.Ident != "" {
+			ids = append(ids, orgs[i].ID())
+		}
+	}
+	return ids
 }
 
 func storeUnavailable(err error) error {

@@ -276,11 +276,11 @@ func TestFirstSignIn(t *testing.T) {
 		want:     []string{"Elsewhere"},
 		orgCalls: 1,
 	}, {
-		name:     "no organization configured: no groups and no organizations call",
+		name:     "no organization configured: no groups, organizations still recorded",
 		org:      "",
 		mapping:  "*:*=everyone",
 		want:     nil,
-		orgCalls: 0,
+		orgCalls: 1,
 	}, {
 		name:     "an organization the user is not in",
 		org:      "0000000000000000@AdobeOrg",
@@ -324,6 +324,9 @@ func TestFirstSignIn(t *testing.T) {
 				t.Errorf("user = %+v", u)
 			}
 			wantGroups(t, u, tt.want...)
+			if want := []string{orgA, orgB}; !slices.Equal(u.Orgs, want) {
+				t.Errorf("Orgs = %q, want every organization of the user, %q", u.Orgs, want)
+			}
 			for _, m := range u.Memberships {
 				if m.Source != session.SourceIMS {
 					t.Errorf("membership %+v: source %q, want %q", m, m.Source, session.SourceIMS)

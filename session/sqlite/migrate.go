@@ -48,6 +48,15 @@ CREATE TABLE settings (
 	value BLOB NOT NULL
 ) STRICT;
 `,
+	// 2: the IMS organizations each user belongs to, for the API check of
+	// x-gw-ims-org-id.
+	`
+CREATE TABLE user_orgs (
+	user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	org_id  TEXT NOT NULL,
+	PRIMARY KEY (user_id, org_id)
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // migrate brings the schema up to len(migrations), one transaction per

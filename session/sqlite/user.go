@@ -61,7 +61,22 @@ func getUser(ctx context.Context, q querier, id string) (*session.User, error) {
 		}
 		u.Memberships = append(u.Memberships, m)
 	}
-	return u, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	orgs, err := q.QueryContext(ctx, `SELECT org_id FROM user_orgs WHERE user_id = ? ORDER BY org_id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer orgs.Close()
+	for orgs.Next() {
+		var o string
+		if err := orgs.Scan(&o); err != nil {
+			return nil, err
+		}
+		u.Orgs = append(u.Orgs, o)
+	}
+	return u, orgs.Err()
 }
 
 // SyncUser creates or updates the user's profile and makes its SourceIMS
@@ -76,6 +91,9 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 	want, err := normalizeGroups(imsGroups)
 	if err != nil {
 		return nil, fmt.Errorf("sync user %s: %w", p.ID, err)
+	}
+	if p.Orgs, err = normalizeGroups(p.Orgs); err != nil {
+		return nil, fmt.Errorf("sync user %s: organizations: %w", p.ID, err)
 	}
 
 	var res *session.SyncResult
@@ -97,7 +115,7 @@ func syncUser(ctx context.Context, tx *sql.Tx, p session.Profile, want []string,
 	err := tx.QueryRowContext(ctx,
 		`SELECT email, name, first_name, last_name FROM users WHERE id = ?`, p.ID).
 		Scan(&old.Email, &old.Name, &old.FirstName, &old.LastName)
-	old.ID = p.ID
+	changed := old.Email != p.Email || old.Name != p.Name || old.FirstName != p.FirstName || old.LastName != p.LastName
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		res.Created = true
@@ -107,7 +125,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.Email, p.Name, p.FirstName, p.LastName, now, now, now)
 	case err != nil:
 		return nil, fmt.Errorf("read profile: %w", err)
-	case old != p:
+	case changed:
 		_, err = tx.ExecContext(ctx, `
 UPDATE users SET email = ?, name = ?, first_name = ?, last_name = ?, updated_at = ?, synced_at = ?
 WHERE id = ?`,
@@ -134,6 +152,16 @@ WHERE id = ?`,
 		`DELETE FROM memberships WHERE user_id = ? AND group_name = ? AND source = ?`,
 		p.ID, res.Removed); err != nil {
 		return nil, fmt.Errorf("remove IMS groups: %w", err)
+	}
+
+	// Organizations are replaced as a set; they change rarely and are few.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM user_orgs WHERE user_id = ?`, p.ID); err != nil {
+		return nil, fmt.Errorf("replace organizations: %w", err)
+	}
+	for _, o := range p.Orgs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO user_orgs (user_id, org_id) VALUES (?, ?)`, p.ID, o); err != nil {
+			return nil, fmt.Errorf("replace organizations: %w", err)
+		}
 	}
 
 	res.User, err = getUser(ctx, tx, p.ID)

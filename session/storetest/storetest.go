@@ -28,6 +28,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"SyncUser/CanceledContext", testSyncCanceled},
 		{"SyncUser/ConcurrentSameUser", testSyncConcurrent},
 		{"SyncUser/ConcurrentWithLocalGrants", testSyncConcurrentWithGrants},
+		{"SyncUser/ReplacesOrgs", testSyncReplacesOrgs},
 		{"AddMembership", testAddMembership},
 		{"RemoveMembership", testRemoveMembership},
 		{"LoginToken/Lifecycle", testLoginTokenLifecycle},
@@ -433,6 +435,34 @@ func testSyncConcurrentWithGrants(t *testing.T, s session.Store) {
 	}
 	sortMemberships(want)
 	checkMemberships(t, "GetUser", mustGetUser(t, s, p.ID).Memberships, want)
+}
+
+func testSyncReplacesOrgs(t *testing.T, s session.Store) {
+	ctx := context.Background()
+	p := profile("orgs@AdobeID")
+	p.Orgs = []string{"B2@AdobeOrg", "A1@AdobeOrg", "", "B2@AdobeOrg"}
+	res := mustSync(t, s, p, nil, t0)
+	if want := []string{"A1@AdobeOrg", "B2@AdobeOrg"}; !reflect.DeepEqual(res.User.Orgs, want) {
+		t.Fatalf("after first sync: Orgs = %q, want %q (sorted, deduplicated, empty dropped)", res.User.Orgs, want)
+	}
+	if res.User.UpdatedAt != t0 || !res.Created {
+		t.Errorf("created %v updated %v", res.Created, res.User.UpdatedAt)
+	}
+	p.Orgs = []string{"C3@AdobeOrg"}
+	mustSync(t, s, p, nil, t0.Add(time.Minute))
+	u := mustGetUser(t, s, p.ID)
+	if !reflect.DeepEqual(u.Orgs, []string{"C3@AdobeOrg"}) {
+		t.Fatalf("after second sync: Orgs = %q, want only C3@AdobeOrg", u.Orgs)
+	}
+	p.Orgs = nil
+	mustSync(t, s, p, nil, t0.Add(2*time.Minute))
+	if u := mustGetUser(t, s, p.ID); len(u.Orgs) != 0 {
+		t.Fatalf("after a sync with no organizations: Orgs = %q", u.Orgs)
+	}
+	p.Orgs = []string{strings.Repeat("o", 256)}
+	if _, err := s.SyncUser(ctx, p, nil, t0.Add(3*time.Minute)); !errors.Is(err, session.ErrInvalid) {
+		t.Fatalf("an organization id of 256 bytes: error %v, want session.ErrInvalid", err)
+	}
 }
 
 func testAddMembership(t *testing.T, s session.Store) {
@@ -926,9 +956,14 @@ func checkUser(t *testing.T, what string, got *session.User, want userWant) {
 		t.Errorf("%s: nil user", what)
 		return
 	}
-	gotP := session.Profile{ID: got.ID, Email: got.Email, Name: got.Name, FirstName: got.FirstName, LastName: got.LastName}
-	if gotP != want.p {
-		t.Errorf("%s: profile = %+v, want %+v", what, gotP, want.p)
+	gotP := session.Profile{ID: got.ID, Email: got.Email, Name: got.Name, FirstName: got.FirstName, LastName: got.LastName, Orgs: got.Orgs}
+	wantP := want.p
+	wantP.Orgs = slices.Sorted(slices.Values(wantP.Orgs))
+	if len(gotP.Orgs) == 0 && len(wantP.Orgs) == 0 { // nil and empty are alike
+		gotP.Orgs, wantP.Orgs = nil, nil
+	}
+	if !reflect.DeepEqual(gotP, wantP) {
+		t.Errorf("%s: profile = %+v, want %+v", what, gotP, wantP)
 	}
 	checkMemberships(t, what, got.Memberships, want.memberships)
 	checkTime(t, what+": CreatedAt", got.CreatedAt, want.created)
