@@ -7,6 +7,13 @@
 // userinfo, revocation and discovery endpoints at the real paths. See
 // shared/ims.md for the formats it imitates.
 //
+// Technical accounts (AddTechAccount, RegisterCertificate) obtain tokens
+// by the JWT exchange (/ims/exchange/jwt, verified against the registered
+// certificates) and by client credentials (/ims/token/v3). A small test
+// API under /testapi/, which the real service does not have, stands for an
+// API behind the gateway: it insists on Authorization, x-api-key and
+// x-gw-ims-org-id.
+//
 // Tests start one with NewServer; `gatehouse ims-emulator` serves an
 // Emulator (an http.Handler) on its own. Users, their organizations and
 // groups, tokens, key rotation, outages and rate limiting are controlled
@@ -44,6 +51,9 @@ const (
 	EndpointRevoke        = "revoke"         // POST /ims/revoke
 	EndpointDiscovery     = "discovery"      // GET /ims/.well-known/openid-configuration
 	EndpointDev           = "dev"            // /ims/dev/… (emulator only)
+	EndpointExchange      = "exchange_jwt"   // POST /ims/exchange/jwt
+	EndpointToken         = "token"          // POST /ims/token/v3
+	EndpointTestAPI       = "testapi"        // any method on /testapi/… (emulator only: an API behind the gateway)
 )
 
 // endpointUnknown counts requests for paths the emulator does not serve.
@@ -129,9 +139,10 @@ type Emulator struct {
 	rotateMu sync.Mutex // serializes RotateKey, so keys stay in kid order
 
 	mu     sync.RWMutex
-	keys   []*signingKey      // in publication order; the last one signs
-	users  map[string]*User   // by user id; stored copies
-	tokens map[string]*minted // every token minted, by token id
+	keys   []*signingKey           // in publication order; the last one signs
+	users  map[string]*User        // by user id; stored copies
+	tokens map[string]*minted      // every token minted, by token id
+	techs  map[string]*techAccount // technical accounts, by client id
 
 	down        atomic.Bool
 	rateLimited atomic.Bool
@@ -162,13 +173,15 @@ func New(opts Options) (*Emulator, error) {
 		log:     opts.Logger,
 		users:   make(map[string]*User),
 		tokens:  make(map[string]*minted),
+		techs:   make(map[string]*techAccount),
 		calls:   make(map[string]*atomic.Int64),
 	}
 	e.keyBase, e.keyNum = splitKeyID(opts.KeyID)
 	for _, name := range []string{
 		EndpointKeys, EndpointCerts, EndpointValidate, EndpointProfile,
 		EndpointOrganizations, EndpointUserInfo, EndpointRevoke,
-		EndpointDiscovery, EndpointDev, endpointUnknown,
+		EndpointDiscovery, EndpointDev, EndpointExchange, EndpointToken,
+		EndpointTestAPI, endpointUnknown,
 	} {
 		e.calls[name] = new(atomic.Int64)
 	}
@@ -383,12 +396,15 @@ func (e *Emulator) RotateKey() (string, error) {
 	return kid, nil
 }
 
-// SetDown simulates an outage: while down, every IMS endpoint, the keys and
-// certificates included, answers 503. The /ims/dev/ endpoints keep working.
+// SetDown simulates an outage: while down, every IMS endpoint, the keys,
+// certificates and token endpoints included, answers 503. The /ims/dev/
+// endpoints and the test API (which stands for another service) keep
+// working.
 func (e *Emulator) SetDown(down bool) { e.down.Store(down) }
 
-// SetRateLimited makes validate_token, profile and organizations answer
-// 429 with Retry-After while on.
+// SetRateLimited makes validate_token, profile, organizations and the two
+// token endpoints (exchange_jwt, token) answer 429 with Retry-After while
+// on.
 func (e *Emulator) SetRateLimited(on bool) { e.rateLimited.Store(on) }
 
 // Calls is the number of requests for an endpoint (an Endpoint… constant)

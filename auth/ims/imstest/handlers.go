@@ -58,6 +58,13 @@ func (e *Emulator) routes() *http.ServeMux {
 		{"/ims/dev/users/{id}/orgs/{orgID}/groups", EndpointDev, methodsPut, e.serveDevSetGroups},
 		{"/ims/dev/token", EndpointDev, methodsPost, e.serveDevToken},
 		{"/ims/dev/rotate-key", EndpointDev, methodsPost, e.serveDevRotateKey},
+		// Technical accounts (techaccounts.go).
+		{"/ims/exchange/jwt", EndpointExchange, methodsPost, e.serveExchangeJWT},
+		{"/ims/token/v3", EndpointToken, methodsPost, e.serveTokenV3},
+		{"/ims/dev/techaccounts", EndpointDev, methodsPost, e.serveDevAddTechAccount},
+		{"/ims/dev/techaccounts/{clientID}/certificates", EndpointDev, methodsPost, e.serveDevRegisterCertificate},
+		// Emulator only: an API behind the gateway, any method.
+		{"/testapi/", EndpointTestAPI, nil, e.serveTestAPI},
 	} {
 		mux.Handle(rt.pattern, e.endpoint(rt.endpoint, rt.methods, rt.handle))
 	}
@@ -69,10 +76,15 @@ func (e *Emulator) routes() *http.ServeMux {
 
 // endpoint wraps a handler with what every endpoint shares: counting,
 // logging, the simulated outage, the method check, rate limiting and the
-// body limit. A nil methods list accepts every method.
+// body limit. A nil methods list accepts every method. The test API stands
+// for another service: it is neither down nor rate limited with IMS, and
+// reads bodies of any size.
 func (e *Emulator) endpoint(name string, methods []string, h http.HandlerFunc) http.Handler {
 	allow := strings.Join(methods, ", ")
-	rateLimitable := name == EndpointValidate || name == EndpointProfile || name == EndpointOrganizations
+	rateLimitable := name == EndpointValidate || name == EndpointProfile || name == EndpointOrganizations ||
+		name == EndpointExchange || name == EndpointToken
+	outage := name != EndpointDev && name != EndpointTestAPI
+	bodyLimit := name != EndpointTestAPI
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.count(name)
 		sw := &statusWriter{ResponseWriter: w}
@@ -87,7 +99,7 @@ func (e *Emulator) endpoint(name string, methods []string, h http.HandlerFunc) h
 				zap.Duration("took", time.Since(start)))
 		}()
 		switch {
-		case name != EndpointDev && e.down.Load():
+		case outage && e.down.Load():
 			writeError(sw, http.StatusServiceUnavailable, "service_unavailable", "the identity service is unavailable (emulated outage)")
 		case methods != nil && !slices.Contains(methods, r.Method):
 			sw.Header().Set("Allow", allow)
@@ -96,7 +108,9 @@ func (e *Emulator) endpoint(name string, methods []string, h http.HandlerFunc) h
 			sw.Header().Set("Retry-After", "1")
 			writeError(sw, http.StatusTooManyRequests, "too_many_requests", "rate limit exceeded (emulated)")
 		default:
-			r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
+			if bodyLimit {
+				r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
+			}
 			h(sw, r)
 		}
 	})

@@ -108,6 +108,12 @@ func (e *Emulator) MintToken(req TokenRequest) (string, *ims.Claims, error) {
 	if _, ok := e.user(req.UserID); !ok {
 		return "", nil, fmt.Errorf("imstest: mint token for %q: %w", req.UserID, ErrUnknownUser)
 	}
+	return e.mint(req)
+}
+
+// mint signs a token for req, filling in defaults, and remembers it. It
+// does not check that the user exists: technical accounts are not users.
+func (e *Emulator) mint(req TokenRequest) (string, *ims.Claims, error) {
 	if req.Scope == "" {
 		req.Scope = DefaultScope
 	}
