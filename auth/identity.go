@@ -27,6 +27,16 @@ type Identity struct {
 	// local memberships alike, sorted.
 	Groups []string
 	Method Method
+	// ClientID is the client id of the IMS access token that authenticated
+	// the request or came with it (a bearer for the same user as a valid
+	// login-token cookie), e.g. "cc-europa-desktop_10_0"; "" when no bearer
+	// token did (a cookie alone). The inbound API check compares x-api-key
+	// with it.
+	ClientID string
+	// Orgs are the ids of the IMS organizations the user belonged to at the
+	// last sync ("…@AdobeOrg"), sorted. Shared with the session layer: do
+	// not modify.
+	Orgs []string
 }
 
 type identityKey struct{}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +56,29 @@ type issued struct {
 	value   string // the encoded cookie value
 	userID  string
 	expires time.Time
+	sent    *sentCookie
+}
+
+// sentCookie is the Set-Cookie line last sent for a reused login token.
+// A client that keeps sending the same bearer gets the same line until its
+// Max-Age, counted in seconds, changes, so the line is formatted once per
+// second at most rather than once per request.
+type sentCookie struct{ p atomic.Pointer[cookieLine] }
+
+type cookieLine struct {
+	expires time.Time
+	maxAge  int
+	line    string // (*http.Cookie).String() of the cookie with these attributes
+}
+
+// line returns c.String(); c is the cookie of this login token.
+func (s *sentCookie) line(c *http.Cookie) string {
+	if l := s.p.Load(); l != nil && l.maxAge == c.MaxAge && l.expires.Equal(c.Expires) {
+		return l.line
+	}
+	l := &cookieLine{expires: c.Expires, maxAge: c.MaxAge, line: c.String()}
+	s.p.Store(l)
+	return l.line
 }
 
 // New returns the sign-in step.
@@ -104,7 +128,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 		if cookie == nil {
 			return nil, cookieError(cerr)
 		}
-		return h.fromCookie(w, cookie), nil
+		return h.fromCookie(w, cookie, ""), nil
 	}
 	if berr != nil {
 		return nil, berr
@@ -114,7 +138,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 		return nil, err
 	}
 	if cookie != nil && cookie.User.ID == res.Claims.UserID {
-		return h.fromCookie(w, cookie), nil
+		return h.fromCookie(w, cookie, res.Claims.ClientID), nil
 	}
 	// A bearer for another user than the cookie's wins: it is the newer,
 	// explicit statement of who is calling.
@@ -131,21 +155,27 @@ func (h *Handler) cookie(ctx context.Context, r *http.Request) (*session.Validat
 	return h.cfg.Sessions.Validate(ctx, c.Value)
 }
 
-func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated) *auth.Identity {
+// fromCookie is the identity of a valid login-token cookie; clientID is
+// that of a bearer token of the same user sent with it, or "".
+func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated, clientID string) *auth.Identity {
 	if v.Refresh != nil {
 		http.SetCookie(w, v.Refresh)
 		h.log.Info("login token refreshed", zap.String("user", v.User.ID), zap.String("outcome", "refreshed"),
 			zap.Time("expires", v.Token.ExpiresAt))
 	}
-	return identity(v.User, auth.MethodCookie)
+	return identity(v.User, auth.MethodCookie, clientID)
 }
 
 // signIn turns a validated bearer token into a user and a login token.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Result) (*auth.Identity, error) {
 	ctx := r.Context()
 	if v := h.reused(ctx, res); v != nil {
-		http.SetCookie(w, v.cookie)
-		return identity(v.user, auth.MethodBearer), nil
+		if v.line != "" {
+			w.Header().Add("Set-Cookie", v.line) // what http.SetCookie does
+		} else {
+			http.SetCookie(w, v.cookie)
+		}
+		return identity(v.user, auth.MethodBearer, res.Claims.ClientID), nil
 	}
 	user, err := h.cfg.Provisioner.Ensure(ctx, res.Token, res.Claims)
 	if err != nil {
@@ -164,11 +194,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Res
 	h.log.Info("signed in", zap.String("user", user.ID), zap.String("outcome", "login_token_issued"),
 		zap.String("client_id", res.Claims.ClientID), zap.String("token", res.Hash.Short()),
 		zap.Strings("groups", user.Groups()), zap.Time("expires", lt.ExpiresAt))
-	return identity(user, auth.MethodBearer), nil
+	return identity(user, auth.MethodBearer, res.Claims.ClientID), nil
 }
 
 type reuse struct {
 	cookie *http.Cookie
+	line   string // cookie's Set-Cookie line, when it was formatted already
 	user   *session.User
 }
 
@@ -193,7 +224,7 @@ func (h *Handler) reused(ctx context.Context, res *bearer.Result) *reuse {
 		return &reuse{cookie: v.Refresh, user: v.User}
 	}
 	c := h.cfg.Sessions.Cookie(is.value, v.Token.ExpiresAt)
-	return &reuse{cookie: c, user: v.User}
+	return &reuse{cookie: c, line: is.sent.line(c), user: v.User}
 }
 
 func (h *Handler) remember(res *bearer.Result, value, userID string, expires time.Time) {
@@ -218,7 +249,7 @@ func (h *Handler) remember(res *bearer.Result, value, userID string, expires tim
 			delete(h.reuse, k)
 		}
 	}
-	h.reuse[res.Hash] = issued{value: value, userID: userID, expires: expires}
+	h.reuse[res.Hash] = issued{value: value, userID: userID, expires: expires, sent: &sentCookie{}}
 }
 
 func (h *Handler) forget(k bearer.Hash) {
@@ -321,6 +352,9 @@ func cookieError(err error) error {
 		Description: "authentication required: send Authorization: Bearer <IMS access token>"}
 }
 
-func identity(u *session.User, m auth.Method) *auth.Identity {
-	return &auth.Identity{UserID: u.ID, Email: u.Email, Name: u.Name, Groups: u.Groups(), Method: m}
+// identity is what the rest of the chain learns of u. clientID is that of
+// the bearer token that authenticated the request or came with it, or "".
+func identity(u *session.User, m auth.Method, clientID string) *auth.Identity {
+	return &auth.Identity{UserID: u.ID, Email: u.Email, Name: u.Name, Groups: u.Groups(), Method: m,
+		ClientID: clientID, Orgs: u.Orgs}
 }

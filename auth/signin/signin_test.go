@@ -448,3 +448,42 @@ func TestStoreDownIsUnavailableNotUnauthorized(t *testing.T) {
 	w := f.request("GET", "/content", tok, nil, nil)
 	wantRefusal(t, w, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
 }
+
+// The identity carries the bearer's client id (whenever a bearer
+// authenticated the request or came with it) and the user's organizations,
+// for the inbound API check.
+func TestIdentityCarriesClientIDAndOrgs(t *testing.T) {
+	f := newFixture(t)
+	tok, c := f.signIn(alice)
+	for _, tc := range []struct {
+		name     string
+		bearer   string
+		cookie   *http.Cookie
+		method   auth.Method
+		clientID string
+	}{
+		{"bearer reusing its login token", tok, nil, auth.MethodBearer, clientID},
+		{"cookie and a same-user bearer", tok, c, auth.MethodCookie, clientID},
+		{"cookie alone", "", c, auth.MethodCookie, ""},
+		{"new sign-in", f.token(alice), nil, auth.MethodBearer, clientID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := f.request("GET", "/content", tc.bearer, tc.cookie, nil)
+			if w.Code != http.StatusNoContent {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			if f.seen.Method != tc.method || f.seen.ClientID != tc.clientID {
+				t.Errorf("method %q client id %q, want %q %q", f.seen.Method, f.seen.ClientID, tc.method, tc.clientID)
+			}
+			if !slices.Equal(f.seen.Orgs, []string{orgID}) {
+				t.Errorf("orgs %q, want [%s]", f.seen.Orgs, orgID)
+			}
+		})
+	}
+	// A bearer this step cannot use (another scheme) beside a valid cookie:
+	// the cookie serves, and no client id is claimed.
+	w := f.request("GET", "/content", "", c, map[string]string{"Authorization": "Basic dXNlcjpwYXNz"})
+	if w.Code != http.StatusNoContent || f.seen.ClientID != "" {
+		t.Errorf("status %d client id %q, want 204 and none", w.Code, f.seen.ClientID)
+	}
+}

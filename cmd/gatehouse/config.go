@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/apicheck"
 	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
+	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 )
 
 const envPrefix = "GATEHOUSE_"
@@ -43,6 +46,7 @@ type config struct {
 
 	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users and login tokens are kept: sqlite:PATH"`
 	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store"`
+	CookieKeysFile  string        `env:"COOKIE_KEYS_FILE" help:"file holding the cookie keys instead (a mounted secret; one trailing newline is ignored); not both"`
 	CookieSecure    bool          `env:"COOKIE_SECURE" envDefault:"true" help:"mark the login-token cookie Secure; false only for plain-HTTP development"`
 	CookieSameSite  string        `env:"COOKIE_SAMESITE" envDefault:"lax" help:"SameSite of the login-token cookie: lax, strict or none (none needs COOKIE_SECURE)"`
 	LoginTokenTTL   time.Duration `env:"LOGIN_TOKEN_TTL" envDefault:"12h" help:"lifetime of a login token; refreshed once half of it has passed"`
@@ -51,6 +55,11 @@ type config struct {
 
 	PassAuthorization bool `env:"PASS_AUTHORIZATION" envDefault:"false" help:"forward the client's Authorization header upstream"`
 	PassCookie        bool `env:"PASS_LOGIN_COOKIE" envDefault:"false" help:"forward the login-token cookie upstream"`
+
+	APIPaths []string `env:"API_PATHS" envSeparator:"," help:"path prefixes of an API, comma separated, e.g. /api/,/bin/api/: requests there need a bearer token, x-api-key (its client id) and x-gw-ims-org-id (an org of the caller's; GATEHOUSE_IMS_ORG when set); empty: off"`
+
+	EgressListen   string `env:"EGRESS_LISTEN" help:"address of the egress listener through which the backend calls an IMS-protected API, e.g. 127.0.0.1:8081 (loopback only!); needs a technical account (GATEHOUSE_TECH_*); empty: off"`
+	EgressUpstream string `env:"EGRESS_UPSTREAM" help:"the API the egress listener forwards to, with the technical account's Authorization, x-api-key and x-gw-ims-org-id, e.g. https://cloudmanager.adobe.io (required with EGRESS_LISTEN)"`
 
 	UpstreamDialTimeout           time.Duration `env:"UPSTREAM_DIAL_TIMEOUT" envDefault:"5s" help:"timeout to connect to the upstream"`
 	UpstreamResponseHeaderTimeout time.Duration `env:"UPSTREAM_RESPONSE_HEADER_TIMEOUT" envDefault:"60s" help:"time the upstream has to start answering (bodies stream without a deadline)"`
@@ -68,6 +77,8 @@ type config struct {
 
 	// Derived by load; not settings.
 	upstream   *url.URL
+	egressUp   *url.URL
+	tech       *techacct.Config // nil unless a GATEHOUSE_TECH_* variable or EGRESS_LISTEN is set
 	validation bearer.Mode
 	mapping    *groupmap.Mapping
 	sameSite   http.SameSite
@@ -77,23 +88,42 @@ type config struct {
 // loadConfig reads the settings from environ (os.Environ() form) and checks
 // them. Every error names the variable to fix.
 func loadConfig(environ []string) (*config, error) {
-	vars := make(map[string]string, len(environ))
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			vars[k] = v
-		}
-	}
+	vars := environMap(environ)
 	var c config
 	if err := env.ParseWithOptions(&c, env.Options{Prefix: envPrefix, Environment: vars}); err != nil {
-		return nil, describeEnvError(err)
+		return nil, describeEnvError(err, envKeys())
 	}
-	if err := c.validate(); err != nil {
+	errs := []error{c.validate(vars)}
+	if c.EgressListen != "" || techVarsSet(vars) {
+		tech, err := loadTechConfig(vars)
+		switch {
+		case err != nil && c.EgressListen != "" && !techVarsSet(vars):
+			errs = append(errs, fmt.Errorf("%sEGRESS_LISTEN is set, but no technical account is: %w", envPrefix, err))
+		case err != nil:
+			errs = append(errs, err)
+		}
+		c.tech = tech
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
-func (c *config) validate() error {
+// techVarsSet reports whether any GATEHOUSE_TECH_* variable is set to a
+// value.
+func techVarsSet(vars map[string]string) bool {
+	for k, v := range vars {
+		if strings.HasPrefix(k, envPrefix+"TECH_") && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks the settings and fills the derived fields; vars are the
+// variables they were read from.
+func (c *config) validate(vars map[string]string) error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s%s: %s", envPrefix, name, fmt.Sprintf(format, args...)))
@@ -101,6 +131,27 @@ func (c *config) validate() error {
 	var err error
 	if c.upstream, err = parseHTTPURL(c.Upstream); err != nil {
 		bad("UPSTREAM", "%v", err)
+	}
+	if c.CookieKeys, err = secretSetting(vars, "COOKIE_KEYS"); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := apicheck.New(apicheck.Config{Paths: c.APIPaths}); err != nil {
+		bad("API_PATHS", "%v", err)
+	}
+	switch {
+	case c.EgressListen != "" && c.EgressUpstream == "":
+		bad("EGRESS_UPSTREAM", "required when GATEHOUSE_EGRESS_LISTEN is set: the API to forward to, e.g. https://cloudmanager.adobe.io")
+	case c.EgressListen == "" && c.EgressUpstream != "":
+		bad("EGRESS_UPSTREAM", "set, but GATEHOUSE_EGRESS_LISTEN is not: set the address of the egress listener too, e.g. 127.0.0.1:8081")
+	case c.EgressListen != "":
+		if c.egressUp, err = parseHTTPURL(c.EgressUpstream); err != nil {
+			bad("EGRESS_UPSTREAM", "%v", err)
+		} else if c.egressUp.RawQuery != "" || c.egressUp.Fragment != "" {
+			bad("EGRESS_UPSTREAM", "%q: must not have a query or fragment", c.EgressUpstream)
+		}
+		if _, _, err := net.SplitHostPort(c.EgressListen); err != nil {
+			bad("EGRESS_LISTEN", "%v (want host:port, e.g. 127.0.0.1:8081)", err)
+		}
 	}
 	if _, err := parseHTTPURL(c.IMSURL); err != nil {
 		bad("IMS_URL", "%v", err)
@@ -224,9 +275,8 @@ func parseHTTPURL(s string) (*url.URL, error) {
 }
 
 // describeEnvError rewrites env's errors, which name Go fields, to name the
-// variables a person sets.
-func describeEnvError(err error) error {
-	keys := envKeys()
+// variables a person sets; keys maps the fields to their variables.
+func describeEnvError(err error, keys map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -256,9 +306,11 @@ func describeEnvError(err error) error {
 }
 
 // envKeys maps config's field names to their variables.
-func envKeys() map[string]string {
+func envKeys() map[string]string { return envKeysOf(reflect.TypeOf(config{})) }
+
+// envKeysOf maps the field names of a settings struct to their variables.
+func envKeysOf(t reflect.Type) map[string]string {
 	m := map[string]string{}
-	t := reflect.TypeOf(config{})
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if tag := f.Tag.Get("env"); tag != "" {
@@ -268,11 +320,20 @@ func envKeys() map[string]string {
 	return m
 }
 
-// printSettings writes every setting with its default and meaning.
+// printSettings writes every setting of serve with its default and
+// meaning: the proxy's, then the technical account's.
 func printSettings(w io.Writer) {
+	printTable(w, reflect.TypeOf(config{}))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Technical account (for the egress listener; also all that 'gatehouse token' and 'gatehouse check-health' read):")
+	fmt.Fprintln(w)
+	printTable(w, reflect.TypeOf(techSettings{}))
+}
+
+// printTable writes the settings of one struct as an aligned table.
+func printTable(w io.Writer, t reflect.Type) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
-	t := reflect.TypeOf(config{})
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("env")

@@ -107,12 +107,17 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// settingsStructs are every struct of GATEHOUSE_* settings.
+var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{})}
+
 func TestPrintSettingsListsEverySetting(t *testing.T) {
 	var b bytes.Buffer
 	printSettings(&b)
-	for field, key := range envKeys() {
-		if !strings.Contains(b.String(), key) {
-			t.Errorf("%s (%s) missing from the settings list", key, field)
+	for _, typ := range settingsStructs {
+		for field, key := range envKeysOf(typ) {
+			if !strings.Contains(b.String(), key+" ") {
+				t.Errorf("%s (%s) missing from the settings list", key, field)
+			}
 		}
 	}
 	if !strings.Contains(b.String(), "GATEHOUSE_LOGIN_TOKEN_TTL                   12h") {
@@ -126,20 +131,21 @@ func TestREADMEListsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typ := reflect.TypeOf(config{})
-	for i := 0; i < typ.NumField(); i++ {
-		f := typ.Field(i)
-		tag := f.Tag.Get("env")
-		if tag == "" {
-			continue
-		}
-		key := envPrefix + strings.Split(tag, ",")[0]
-		row := "| `" + key + "` | "
-		if def := f.Tag.Get("envDefault"); def != "" {
-			row += "`" + def + "` |"
-		}
-		if !strings.Contains(string(readme), row) {
-			t.Errorf("README.md has no row %q for %s", row, key)
+	for _, typ := range settingsStructs {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			tag := f.Tag.Get("env")
+			if tag == "" {
+				continue
+			}
+			key := envPrefix + strings.Split(tag, ",")[0]
+			row := "| `" + key + "` | "
+			if def := f.Tag.Get("envDefault"); def != "" {
+				row += "`" + def + "` |"
+			}
+			if !strings.Contains(string(readme), row) {
+				t.Errorf("README.md has no row %q for %s", row, key)
+			}
 		}
 	}
 }

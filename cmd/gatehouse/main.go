@@ -7,6 +7,9 @@
 //
 //	gatehouse serve          run the proxy (settings: GATEHOUSE_* variables; -h lists them)
 //	gatehouse demo           run the whole sign-in flow on loopback and report each step
+//	gatehouse cert create    make a key pair for a technical account's JWT exchange
+//	gatehouse token          print an access token of the technical account (GATEHOUSE_TECH_*)
+//	gatehouse check-health   check that the technical account obtains a token
 //	gatehouse ims-emulator   run the IMS emulator alone
 //	gatehouse healthcheck    probe a running gatehouse (for container HEALTHCHECKs)
 //	gatehouse version        print the version
@@ -58,6 +61,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return emulatorCommand(ctx, rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheckCommand(ctx, rest, stdout, stderr)
+	case "cert":
+		return certCommand(ctx, rest, stdout, stderr)
+	case "token":
+		return tokenCommand(ctx, rest, stdout, stderr)
+	case "check-health":
+		return checkHealthCommand(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", versionString())
 		return nil
@@ -80,6 +89,12 @@ Usage:
   gatehouse ims-emulator   run the IMS emulator alone ('gatehouse ims-emulator -h')
   gatehouse healthcheck    ask a running gatehouse for /gatehouse/healthz (-ready: readyz); for container HEALTHCHECKs
   gatehouse version        print the version
+
+Technical accounts (settings: GATEHOUSE_TECH_* variables; 'gatehouse token -h' lists them):
+  gatehouse cert create --out DIR [--days N] [--subject /CN=…] [--force]
+                           make a private key and the certificate to upload to the developer console
+  gatehouse token          print a fresh access token, and nothing else, on stdout
+  gatehouse check-health   print "Token retrieved successfully", or why not (exit status 1)
 `)
 }
 

@@ -13,11 +13,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/apicheck"
 	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 	"github.com/gatehouse-proxy/gatehouse/auth/provision"
 	"github.com/gatehouse-proxy/gatehouse/auth/signin"
+	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
+	"github.com/gatehouse-proxy/gatehouse/proxy/egress"
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
 )
@@ -85,6 +88,10 @@ type app struct {
 	keys     *ims.KeySet
 	sessions *session.Manager
 	handler  http.Handler
+
+	// The egress listener's, when GATEHOUSE_EGRESS_LISTEN is set.
+	tokens *techacct.Source
+	egress http.Handler
 }
 
 func newApp(ctx context.Context, cfg *config, log *zap.Logger) (*app, error) {
@@ -167,25 +174,70 @@ func (a *app) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	authenticate := si.Middleware
+	if len(cfg.APIPaths) > 0 {
+		apiCheck, err := apicheck.New(apicheck.Config{Paths: cfg.APIPaths, Org: cfg.IMSOrg, Logger: log.Named("apicheck")})
+		if err != nil {
+			return fmt.Errorf("GATEHOUSE_API_PATHS: %w", err)
+		}
+		authenticate = func(h http.Handler) http.Handler { return si.Middleware(apiCheck(h)) }
+		if !bearerAuth.Enabled() {
+			log.Warn("GATEHOUSE_API_PATHS is set but bearer sign-in is off (GATEHOUSE_IMS_CLIENT_IDS is empty): every request on an API path is refused")
+		}
+	}
+	upstreamTransport := proxy.Transport{
+		DialTimeout:           cfg.UpstreamDialTimeout,
+		ResponseHeaderTimeout: cfg.UpstreamResponseHeaderTimeout,
+		IdleConnTimeout:       cfg.UpstreamIdleConnTimeout,
+		MaxIdleConns:          cfg.UpstreamMaxIdleConns,
+		MaxIdleConnsPerHost:   cfg.UpstreamMaxIdleConnsPerHost,
+	}
+	if err := a.wireEgress(upstreamTransport); err != nil {
+		return err
+	}
 	a.handler, err = proxy.New(proxy.Config{
 		Upstream:          cfg.upstream,
 		Prefix:            cfg.Prefix,
-		Authenticate:      si.Middleware,
+		Authenticate:      authenticate,
 		Logout:            si.Logout(),
 		Ready:             a.ready,
 		PassAuthorization: cfg.PassAuthorization,
 		PassCookie:        cfg.PassCookie,
 		CookieName:        a.sessions.CookieName(),
-		Transport: proxy.Transport{
-			DialTimeout:           cfg.UpstreamDialTimeout,
-			ResponseHeaderTimeout: cfg.UpstreamResponseHeaderTimeout,
-			IdleConnTimeout:       cfg.UpstreamIdleConnTimeout,
-			MaxIdleConns:          cfg.UpstreamMaxIdleConns,
-			MaxIdleConnsPerHost:   cfg.UpstreamMaxIdleConnsPerHost,
-		},
-		Logger: log.Named("proxy"),
+		Transport:         upstreamTransport,
+		Logger:            log.Named("proxy"),
 	})
 	return err
+}
+
+// wireEgress builds the technical account's token source and the egress
+// handler when GATEHOUSE_EGRESS_LISTEN is set. The egress uses the same
+// connection-pool settings as the upstream.
+func (a *app) wireEgress(t proxy.Transport) error {
+	cfg := a.cfg
+	if cfg.tech == nil {
+		return nil
+	}
+	if cfg.EgressListen == "" {
+		a.log.Warn("GATEHOUSE_TECH_* is set but GATEHOUSE_EGRESS_LISTEN is not: serve does not use the technical account (gatehouse token and check-health do)")
+		return nil
+	}
+	tc := *cfg.tech
+	tc.HTTPClient = &http.Client{
+		Timeout:       cfg.IMSTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	tc.Logger = a.log.Named("techacct")
+	src, err := techacct.New(tc)
+	if err != nil {
+		return fmt.Errorf("technical account: %w", err)
+	}
+	h, err := egress.New(egress.Config{Upstream: cfg.egressUp, Tokens: src, Transport: t, Logger: a.log.Named("egress")})
+	if err != nil {
+		return fmt.Errorf("GATEHOUSE_EGRESS_UPSTREAM: %w", err)
+	}
+	a.tokens, a.egress = src, h
+	return nil
 }
 
 // cacheTTL turns the setting (0 disables) into the manager's convention
@@ -200,6 +252,12 @@ func cacheTTL(d time.Duration) time.Duration {
 // ready is the readiness check: the store answers and IMS's keys are loaded.
 // readyz is unauthenticated, so its answer names the failing part only; the
 // detail goes to the log.
+//
+// The technical account's token is not part of it: readiness gates the
+// users' traffic, which does not need it, and a broken technical account
+// must not take sign-in down with it. The egress listener answers 503
+// with the reason while it has no token, the log says why, and
+// `gatehouse check-health` checks the account on its own.
 func (a *app) ready(ctx context.Context) error {
 	if err := a.store.Ping(ctx); err != nil {
 		a.log.Warn("readiness: store unreachable", zap.Error(err))
@@ -220,6 +278,14 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		// reports it, and the key set retries on its own.
 		a.log.Warn("IMS signing keys not loaded at start-up; retrying in the background", zap.Error(err))
 	}
+	var egressLn net.Listener
+	if a.egress != nil {
+		var err error
+		if egressLn, err = net.Listen("tcp", a.cfg.EgressListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("GATEHOUSE_EGRESS_LISTEN: %w", err)
+		}
+	}
 	go a.keys.Run(ctx)
 	go a.sessions.RunCleanup(ctx, a.cfg.CleanupInterval)
 
@@ -230,7 +296,27 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    a.cfg.MaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
-	errc := make(chan error, 1)
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	if egressLn != nil {
+		go a.tokens.Run(ctx) // the first token now, then renewals ahead of expiry
+		esrv := &http.Server{
+			Handler:           a.egress,
+			ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+			IdleTimeout:       a.cfg.IdleTimeout,
+			MaxHeaderBytes:    a.cfg.MaxHeaderBytes,
+			ErrorLog:          zap.NewStdLog(a.log.Named("egress.http")),
+		}
+		servers = append(servers, esrv)
+		go func() { errc <- esrv.Serve(egressLn) }()
+		a.log.Info("egress listening", zap.String("addr", egressLn.Addr().String()),
+			zap.String("upstream", a.cfg.egressUp.Redacted()), zap.String("client_id", a.tokens.ClientID()),
+			zap.String("org", a.tokens.OrgID()), zap.String("method", a.cfg.tech.Method()))
+		if !loopback(egressLn.Addr()) {
+			a.log.Warn("the egress listener is not on a loopback address: whoever reaches it calls the API as the technical account; bind GATEHOUSE_EGRESS_LISTEN to 127.0.0.1",
+				zap.String("addr", egressLn.Addr().String()))
+		}
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("gatehouse listening", zap.String("addr", ln.Addr().String()),
 		zap.String("upstream", a.cfg.upstream.Redacted()), zap.String("version", versionString()),
@@ -243,10 +329,28 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("shutting down", zap.Duration("timeout", a.cfg.ShutdownTimeout))
 	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	// Both servers at once: each stops accepting and lets its requests
+	// finish within the one timeout.
+	shutErrs := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { shutErrs <- s.Shutdown(sctx) }()
+	}
+	var errs []error
+	for range servers {
+		if err := <-shutErrs; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// loopback reports whether addr is a loopback address.
+func loopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func (a *app) close() {
