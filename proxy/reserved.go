@@ -110,14 +110,28 @@ func (rp *reservedPaths) isReserved(p string) bool {
 
 func (rp *reservedPaths) underPrefix(p string) bool {
 	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
-	for _, q := range []string{p, withoutParams(p)} {
-		for _, s := range []string{q, path.Clean("/" + q)} {
-			if s == rp.folded[:len(rp.folded)-1] || strings.HasPrefix(s, rp.folded) {
-				return true
-			}
+	under := func(s string) bool {
+		return s == rp.folded[:len(rp.folded)-1] || strings.HasPrefix(s, rp.folded)
+	}
+	for i, q := range [2]string{p, withoutParams(p)} {
+		if i == 1 && q == p {
+			break // no parameters: the same reading again
+		}
+		if under(q) || under(cleanRooted(q)) {
+			return true
 		}
 	}
 	return false
+}
+
+// cleanRooted is path.Clean("/" + q). A q that starts with "/" gives the
+// same as path.Clean(q), which does not allocate when q is clean already,
+// as most request paths are.
+func cleanRooted(q string) string {
+	if strings.HasPrefix(q, "/") {
+		return path.Clean(q)
+	}
+	return path.Clean("/" + q)
 }
 
 // withoutParams cuts ";parameters" from every segment of p, as servlet

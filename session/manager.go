@@ -90,6 +90,13 @@ type ManagerConfig struct {
 // room (it is at most CacheTTL from being useless anyway: entries are
 // trusted only that long, and RunCleanup prunes the rest). Tokens of one
 // user share one *User.
+//
+// Decoding a cookie value (HMAC check, AES decryption) is a pure function
+// of the value and the keys, and a token's secret never changes, so a
+// value that validated is remembered too: its SHA-256 points at the cache
+// entry it validated against, and while that entry is the token's trusted
+// one, the value needs neither decoding nor the secret check again. Neither
+// the cookie nor the secret is kept.
 type Manager struct {
 	store  Store
 	codecs []securecookie.Codec
@@ -108,6 +115,7 @@ type Manager struct {
 	mu         sync.RWMutex
 	cache      map[string]*cacheEntry
 	users      map[string]*userEntry
+	decoded    map[valueHash]*cacheEntry
 	maxEntries int
 	gen        atomic.Uint64
 
@@ -139,6 +147,9 @@ func newUserEntry(u *User) *userEntry {
 	ue.user.Store(u)
 	return ue
 }
+
+// valueHash is the SHA-256 of a cookie value.
+type valueHash [sha256.Size]byte
 
 // loadCall is one store read shared by concurrent validations of a token.
 type loadCall struct {
@@ -180,6 +191,7 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 		log:        cfg.Logger,
 		cache:      make(map[string]*cacheEntry),
 		users:      make(map[string]*userEntry),
+		decoded:    make(map[valueHash]*cacheEntry),
 		maxEntries: maxCacheEntries,
 		flights:    make(map[string]*loadCall),
 	}
@@ -279,25 +291,39 @@ func (m *Manager) Issue(ctx context.Context, user *User) (*http.Cookie, *LoginTo
 // extending fails for another reason than the token being gone, the token
 // stays valid until its current expiry and a later use tries again.
 func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error) {
-	id, secret, ok := m.decode(value)
+	if value == "" || len(value) > MaxCookieLen {
+		return nil, fmt.Errorf("validate login token: %w", ErrTokenMalformed)
+	}
+	now := m.now()
+	var key valueHash
+	memo := m.cttl > 0
+	if memo {
+		// A value that validated against the token's trusted cache entry
+		// needs no decoding and no secret check (see Manager).
+		key = sha256.Sum256([]byte(value))
+		if e := m.lookupValue(key, now); e != nil {
+			return m.validated(ctx, e, value, now)
+		}
+	}
+	rawID, secret, ok := m.decode(value)
 	if !ok {
 		return nil, fmt.Errorf("validate login token: %w", ErrTokenMalformed)
 	}
+	id := string(rawID)
 	sum := sha256.Sum256(secret[:])
-	now := m.now()
 
 	e := m.lookup(id, now)
 	if e == nil {
 		var err error
-		if e, err = m.load(ctx, string(id)); err != nil {
+		if e, err = m.load(ctx, id); err != nil {
 			return nil, fmt.Errorf("validate login token: %w", err)
 		}
 	}
-	tok, user := e.tok, e.ue.user.Load()
+	tok := e.tok
 	if subtle.ConstantTimeCompare(tok.SecretHash, sum[:]) != 1 {
 		return nil, fmt.Errorf("validate login token: %w", ErrTokenUnknown)
 	}
-	if user == nil || !now.Before(tok.ExpiresAt) { // no user: load found it expired
+	if e.ue.user.Load() == nil || !now.Before(tok.ExpiresAt) { // no user: load found it expired
 		m.drop(tok.ID)
 		if err := m.store.DeleteLoginToken(ctx, tok.ID); err != nil {
 			// RunCleanup will get it; the answer is the same either way.
@@ -305,11 +331,47 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 		}
 		return nil, fmt.Errorf("validate login token: %w", ErrTokenExpired)
 	}
-	v := &Validated{Token: tok, User: user}
-	if tok.ExpiresAt.Sub(now) >= m.ttl/2 || !e.refreshing.CompareAndSwap(false, true) {
+	if memo {
+		m.rememberValue(key, e)
+	}
+	return m.validated(ctx, e, value, now)
+}
+
+// validated answers for a value whose secret matched e's token, which has
+// not expired: extended first if more than half of its lifetime is over.
+func (m *Manager) validated(ctx context.Context, e *cacheEntry, value string, now time.Time) (*Validated, error) {
+	v := &Validated{Token: e.tok, User: e.ue.user.Load()}
+	if e.tok.ExpiresAt.Sub(now) >= m.ttl/2 || !e.refreshing.CompareAndSwap(false, true) {
+		return v, nil
+	}
+	_, secret, ok := m.decode(value) // the new cookie needs the secret
+	if !ok {                         // cannot happen: the value validated
+		e.refreshing.Store(false)
 		return v, nil
 	}
 	return m.refresh(ctx, e, v, secret[:], now)
+}
+
+// lookupValue returns the cache entry a cookie value validated against, if
+// it is still the token's entry and trusted.
+func (m *Manager) lookupValue(key valueHash, now time.Time) *cacheEntry {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e := m.decoded[key]
+	if e == nil || m.cache[e.tok.ID] != e || !m.trusted(e, now) {
+		return nil
+	}
+	return e
+}
+
+// rememberValue records that the value with hash key validated against e,
+// if e is its token's cache entry.
+func (m *Manager) rememberValue(key valueHash, e *cacheEntry) {
+	m.mu.Lock()
+	if m.cache[e.tok.ID] == e && len(m.decoded) < m.maxEntries {
+		m.decoded[key] = e
+	}
+	m.mu.Unlock()
 }
 
 // refresh extends e's token to a full lifetime; the caller holds
@@ -355,6 +417,10 @@ func (m *Manager) Revoke(ctx context.Context, value string) error {
 		return nil
 	}
 	sid := string(id)
+	key := valueHash(sha256.Sum256([]byte(value)))
+	m.mu.Lock()
+	delete(m.decoded, key)
+	m.mu.Unlock()
 	// Store first, then cache: a concurrent store read that still saw the
 	// token started before the gen bump in drop, so it is not cached.
 	err := m.store.DeleteLoginToken(ctx, sid)
@@ -454,7 +520,30 @@ func (m *Manager) prune(now time.Time) int {
 		}
 		m.mu.Unlock()
 	}
+	m.pruneDecoded()
 	return n
+}
+
+// pruneDecoded forgets the cookie values whose cache entries are gone.
+func (m *Manager) pruneDecoded() {
+	var gone []valueHash
+	m.mu.RLock()
+	for k, e := range m.decoded {
+		if m.cache[e.tok.ID] != e {
+			gone = append(gone, k)
+		}
+	}
+	m.mu.RUnlock()
+	const batch = 1024
+	for i := 0; i < len(gone); i += batch {
+		m.mu.Lock()
+		for _, k := range gone[i:min(i+batch, len(gone))] {
+			if e, ok := m.decoded[k]; ok && m.cache[e.tok.ID] != e {
+				delete(m.decoded, k)
+			}
+		}
+		m.mu.Unlock()
+	}
 }
 
 // CacheLen returns the number of tokens held in the cache, including
@@ -530,12 +619,12 @@ func (m *Manager) trusted(e *cacheEntry, now time.Time) bool {
 }
 
 // lookup returns the cached entry for id if it is trusted, else nil.
-func (m *Manager) lookup(id []byte, now time.Time) *cacheEntry {
+func (m *Manager) lookup(id string, now time.Time) *cacheEntry {
 	if m.cttl <= 0 {
 		return nil
 	}
 	m.mu.RLock()
-	e := m.cache[string(id)] // no allocation for the lookup
+	e := m.cache[id]
 	if e != nil && !m.trusted(e, now) {
 		e = nil
 	}
@@ -564,7 +653,7 @@ func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
 	// A read that finished between our cache miss and now has cached the
 	// token (it caches before it leaves m.flights): use that, so that its
 	// refresh, if any, is not done twice.
-	if e := m.lookup([]byte(id), m.now()); e != nil {
+	if e := m.lookup(id, m.now()); e != nil {
 		m.flightMu.Unlock()
 		return e, nil
 	}
