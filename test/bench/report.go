@@ -1,0 +1,303 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results is everything one run measured; it is also the JSON written to -out.
+type results struct {
+	Time          string          `json:"time"`
+	Seconds       float64         `json:"seconds"`
+	Machine       machineInfo     `json:"machine"`
+	LoadGenerator loadGenInfo     `json:"load_generator"`
+	Settings      settingsInfo    `json:"settings"`
+	Paths         []*pathResult   `json:"paths"`
+	Floods        []floodResult   `json:"floods"`
+	Streaming     []streamResult  `json:"streaming"`
+	TokenMemory   []*tokenMemory  `json:"token_memory"`
+	RSS           rssInfo         `json:"rss"`
+	Budget        []budgetOutcome `json:"budget"`
+}
+
+type machineInfo struct {
+	CPUs   int    `json:"cpus"`
+	CPU    string `json:"cpu"`
+	Memory string `json:"memory"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	OS     string `json:"os"`
+}
+
+type loadGenInfo struct {
+	Name        string `json:"name"`
+	Connections int    `json:"connections"`
+	Threads     int    `json:"threads,omitempty"`
+}
+
+type settingsInfo struct {
+	Command     string   `json:"command"`
+	Duration    string   `json:"duration_per_run"`
+	Rounds      int      `json:"rounds"`
+	TokenRounds int      `json:"token_rounds"`
+	Gatehouse   []string `json:"gatehouse_settings"`
+	// BareBufferPool says the bare proxy had Gatehouse's copy-buffer pool.
+	BareBufferPool bool `json:"bare_buffer_pool"`
+}
+
+// pathResult is one path: every round of both targets and their medians.
+type pathResult struct {
+	Name      string `json:"name"`
+	Budget    string `json:"budget,omitempty"`
+	Bare      series `json:"bare"`
+	Gatehouse series `json:"gatehouse"`
+	// Ratio is the median over the rounds of Gatehouse's rps over the bare
+	// proxy's in the same round; P99Delta likewise for the difference of
+	// their p99 latencies.
+	Ratio    float64   `json:"rps_ratio"`
+	P99Delta float64   `json:"p99_delta_ms"`
+	Ratios   []float64 `json:"round_ratios"`
+}
+
+type series struct {
+	Rounds []*result `json:"rounds"`
+	// Medians over the rounds.
+	RPS       float64 `json:"rps"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	CPUMicros float64 `json:"proxy_cpu_us_per_request"`
+	// The highest share of the machine other processes took in a round.
+	MaxForeignPct float64 `json:"max_other_processes_cpu_percent"`
+}
+
+func (p *pathResult) summarize() {
+	p.Bare.summarize()
+	p.Gatehouse.summarize()
+	p.Ratios = nil
+	var ratios, deltas []float64
+	for i := range min(len(p.Bare.Rounds), len(p.Gatehouse.Rounds)) {
+		b, g := p.Bare.Rounds[i], p.Gatehouse.Rounds[i]
+		if b.RPS > 0 {
+			ratios = append(ratios, g.RPS/b.RPS)
+			p.Ratios = append(p.Ratios, round3(g.RPS/b.RPS))
+		}
+		deltas = append(deltas, g.P99ms-b.P99ms)
+	}
+	p.Ratio, p.P99Delta = median(ratios), median(deltas)
+}
+
+func (s *series) summarize() {
+	var rps, p50, p99, cpu []float64
+	s.MaxForeignPct = 0
+	for _, r := range s.Rounds {
+		rps = append(rps, r.RPS)
+		p50 = append(p50, r.P50ms)
+		p99 = append(p99, r.P99ms)
+		cpu = append(cpu, r.CPU.ProxyMicros)
+		s.MaxForeignPct = max(s.MaxForeignPct, r.CPU.ForeignPct)
+	}
+	s.RPS, s.P50ms, s.P99ms, s.CPUMicros = median(rps), median(p50), median(p99), median(cpu)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+type floodResult struct {
+	Name           string  `json:"name"`
+	Result         *result `json:"result"`
+	KeyFetches     int64   `json:"key_set_fetches"`
+	AllowedFetches int64   `json:"allowed_fetches"`
+	All401         bool    `json:"all_401"`
+}
+
+type streamResult struct {
+	Direction    string  `json:"direction"`
+	Bytes        int64   `json:"bytes"`
+	Seconds      float64 `json:"seconds"`
+	MiBPerSecond float64 `json:"mib_per_second"`
+	RSSBeforeKiB int64   `json:"rss_before_kib"`
+	RSSPeakKiB   int64   `json:"rss_peak_kib"`
+	GrowthMiB    float64 `json:"rss_growth_mib"`
+}
+
+type rssInfo struct {
+	GatehousePeakKiB int64 `json:"gatehouse_peak_kib"` // VmHWM at the end of the run
+	GatehouseEndKiB  int64 `json:"gatehouse_end_kib"`
+	BarePeakKiB      int64 `json:"bare_proxy_peak_kib"`
+}
+
+type budgetOutcome struct {
+	Item     string `json:"item"`
+	Budget   string `json:"budget"`
+	Measured string `json:"measured"`
+	Met      *bool  `json:"met"` // nil: not measured in this run
+}
+
+// budgets are issue 3's per-path targets.
+var budgets = map[string]struct {
+	text     string
+	minRatio float64
+	p99Plus  float64 // ms; 0: no p99 target
+}{
+	pathCookie:      {"≥ 0.90× bare req/s, p99 ≤ bare + 1 ms", 0.90, 1},
+	pathBearerCache: {"≥ 0.85× bare req/s", 0.85, 0},
+	pathBearerFirst: {"≥ 0.50× bare req/s", 0.50, 0},
+	pathFirstSignIn: {"", 0, 0},
+}
+
+func (r *results) evaluate(o options) {
+	r.Time = time.Now().UTC().Format(time.RFC3339)
+	met := func(ok bool) *bool { return &ok }
+	for _, p := range r.Paths {
+		bg := budgets[p.Name]
+		if bg.minRatio == 0 {
+			continue
+		}
+		ok := p.Ratio >= bg.minRatio
+		m := fmt.Sprintf("%.3f×", p.Ratio)
+		if bg.p99Plus > 0 {
+			ok = ok && p.P99Delta <= bg.p99Plus
+			m += fmt.Sprintf(", p99 %+.2f ms", p.P99Delta)
+		}
+		r.Budget = append(r.Budget, budgetOutcome{Item: p.Name + " path", Budget: bg.text, Measured: m, Met: met(ok)})
+	}
+	for _, f := range r.Floods {
+		r.Budget = append(r.Budget, budgetOutcome{Item: "flood: " + f.Name,
+			Budget:   fmt.Sprintf("≤ %d key-set fetch(es) in %s, all 401", f.AllowedFetches, o.flood),
+			Measured: fmt.Sprintf("%d fetch(es), %s 401 (%d requests, p99 %.2f ms)", f.KeyFetches, map[bool]string{true: "all", false: "NOT all"}[f.All401], f.Result.Requests, f.Result.P99ms),
+			Met:      met(f.KeyFetches <= f.AllowedFetches && f.All401)})
+	}
+	for _, m := range r.TokenMemory {
+		r.Budget = append(r.Budget, budgetOutcome{Item: fmt.Sprintf("heap per cached login token (%d tokens, %d users)", m.Tokens, m.Users),
+			Budget: "≤ 1024 B", Measured: fmt.Sprintf("%.0f B", m.BytesPerToken), Met: met(m.BytesPerToken <= 1024)})
+	}
+	for _, s := range r.Streaming {
+		r.Budget = append(r.Budget, budgetOutcome{Item: fmt.Sprintf("%d MiB %s: RSS growth", s.Bytes>>20, s.Direction),
+			Budget: "< 64 MiB", Measured: fmt.Sprintf("%.1f MiB", s.GrowthMiB), Met: met(s.GrowthMiB < 64)})
+	}
+	r.Budget = append(r.Budget, budgetOutcome{Item: "warm cookie request: store round trips, IMS calls",
+		Budget: "0 and 0", Measured: "counted by the test auth/signin/warm_test.go (go test ./auth/signin -run Warm)"})
+}
+
+func (r *results) print(w io.Writer) {
+	fmt.Fprintf(w, "Machine: %d CPUs, %s, %s, %s, %s\n", r.Machine.CPUs, r.Machine.CPU, r.Machine.Memory, r.Machine.Kernel, r.Machine.Go)
+	lg := r.LoadGenerator.Name + fmt.Sprintf(", %d connections", r.LoadGenerator.Connections)
+	if r.LoadGenerator.Threads > 0 {
+		lg += fmt.Sprintf(", %d threads", r.LoadGenerator.Threads)
+	}
+	floor := "the bare proxy has Gatehouse's connection pool and copy-buffer pool"
+	if !r.Settings.BareBufferPool {
+		floor = "the bare proxy has Gatehouse's connection pool, and allocates its copy buffers per request (-bare-buffer-pool=false)"
+	}
+	fmt.Fprintf(w, "Floor: %s.\n", floor)
+	fmt.Fprintf(w, "Load generator: %s; per path %d rounds (%d for the paths needing a new token per request), each a %s run of the bare proxy and one of Gatehouse back to back; medians over the rounds, ratio = median of the rounds' ratios\n\n",
+		lg, r.Settings.Rounds, r.Settings.TokenRounds, r.Settings.Duration)
+	fmt.Fprintln(w, "| path | bare req/s | gatehouse req/s | ratio | bare p50 | gatehouse p50 | bare p99 | gatehouse p99 | proxy CPU/req bare → gatehouse | budget |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+	foreign := 0.0
+	for _, p := range r.Paths {
+		budget := p.Budget
+		if budget == "" {
+			budget = "(none; reported)"
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.3f× | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.0f → %.0f µs | %s |\n",
+			p.Name, p.Bare.RPS, p.Gatehouse.RPS, p.Ratio, p.Bare.P50ms, p.Gatehouse.P50ms, p.Bare.P99ms, p.Gatehouse.P99ms,
+			p.Bare.CPUMicros, p.Gatehouse.CPUMicros, budget)
+		foreign = max(foreign, p.Bare.MaxForeignPct, p.Gatehouse.MaxForeignPct)
+	}
+	if len(r.Paths) > 0 {
+		fmt.Fprintf(w, "\nOther processes took at most %.0f%% of the machine during a round", foreign)
+		if foreign > 5 {
+			fmt.Fprint(w, " (the machine was not quiet: take the ratios with care)")
+		}
+		fmt.Fprintln(w, ".")
+	}
+	if len(r.Floods) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| flood | requests | req/s | p50 | p99 | statuses | key-set fetches |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|---|--:|")
+		for _, f := range r.Floods {
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.2f ms | %.2f ms | %s | %d (allowed %d) |\n", f.Name, f.Result.Requests, f.Result.RPS,
+				f.Result.P50ms, f.Result.P99ms, formatStatuses(f.Result), f.KeyFetches, f.AllowedFetches)
+		}
+	}
+	if len(r.Streaming) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range r.Streaming {
+			fmt.Fprintf(w, "Streaming %d MiB %s: %.0f MiB/s, Gatehouse RSS %.1f → %.1f MiB (growth %.1f MiB)\n",
+				s.Bytes>>20, s.Direction, s.MiBPerSecond, float64(s.RSSBeforeKiB)/1024, float64(s.RSSPeakKiB)/1024, s.GrowthMiB)
+		}
+	}
+	fmt.Fprintf(w, "Peak RSS (VmHWM): Gatehouse %.1f MiB, bare proxy %.1f MiB\n", float64(r.RSS.GatehousePeakKiB)/1024, float64(r.RSS.BarePeakKiB)/1024)
+	for _, m := range r.TokenMemory {
+		fmt.Fprintf(w, "Heap per cached login token: %.0f B (%d tokens of %d users; %s)\n", m.BytesPerToken, m.Tokens, m.Users, m.Method)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| budget item | budget | measured | met |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, b := range r.Budget {
+		met := "—"
+		if b.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*b.Met]
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", b.Item, b.Budget, b.Measured, met)
+	}
+	fmt.Fprintf(w, "\nWhole run: %.0f s\n", r.Seconds)
+}
+
+func formatStatuses(r *result) string {
+	keys := make([]string, 0, len(r.Statuses))
+	for k := range r.Statuses {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, r.Statuses[k]))
+	}
+	if r.NetErrors > 0 {
+		parts = append(parts, fmt.Sprintf("network errors×%d", r.NetErrors))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describeMachine() machineInfo {
+	m := machineInfo{CPUs: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPU: "unknown"}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kib int64
+				fmt.Sscan(strings.TrimSpace(v), &kib)
+				m.Memory = fmt.Sprintf("%.0f GiB RAM", float64(kib)/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	return m
+}
