@@ -258,6 +258,7 @@ func TestTechnicalAccount(t *testing.T) {
 			if renewals < 2 {
 				t.Errorf("%d calls to %s over four token lifetimes, want renewals (at least 2)", renewals, tc.endpoint)
 			}
+			p.stop(t) // log lines are buffered: count them once the process has flushed and exited
 			retried := strings.Count(p.logs.String(), `"token_renewed":true`)
 			t.Logf("%d calls over %s, %d token renewals, %d after a 401", calls, 4*lifetime, renewals, retried)
 
@@ -474,6 +475,7 @@ func TestAPICheck(t *testing.T) {
 	t.Run("cookie only outside the API paths", func(t *testing.T) {
 		wantStatus(t, p.do(t, request{path: "/bin/querybuilder.json", cookie: cookieA}), http.StatusOK)
 	})
+	p.stop(t) // log lines are buffered: count them once the process has flushed and exited
 	if lines := strings.Count(p.logs.String(), `"api check refused"`); lines < 7 {
 		t.Errorf("%d \"api check refused\" log lines, want one per refusal", lines)
 	}

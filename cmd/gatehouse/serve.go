@@ -77,7 +77,20 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+	return zap.New(zapcore.NewCore(enc, bufferedLogWriter(w), lvl)), nil
+}
+
+// Log writes are buffered: one write(2) per access-log line cost about 3 us
+// of CPU per proxied request, some 5% of the cookie path. Lines reach the
+// output at most logFlushInterval late, and at once on Sync (start-up,
+// shutdown). A process killed with SIGKILL loses at most that much.
+const (
+	logBufferSize    = 256 << 10
+	logFlushInterval = 100 * time.Millisecond
+)
+
+func bufferedLogWriter(w io.Writer) zapcore.WriteSyncer {
+	return &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: logBufferSize, FlushInterval: logFlushInterval}
 }
 
 // app is a wired Gatehouse: every component, built from one config.
@@ -321,6 +334,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("gatehouse listening", zap.String("addr", ln.Addr().String()),
 		zap.String("upstream", a.cfg.upstream.Redacted()), zap.String("version", versionString()),
 		zap.String("validation", string(a.cfg.validation)), zap.Int("client_ids", len(a.cfg.IMSClientIDs)))
+	_ = a.log.Sync() // start-up lines go out now, not at the next flush: supervisors wait for them
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
