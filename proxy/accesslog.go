@@ -48,7 +48,7 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &record{}
-			rw := &responseWriter{ResponseWriter: w}
+			rw := NewResponseRecorder(w)
 			in := r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 			in.Header = r.Header.Clone()
 			if in.Header == nil {
@@ -64,7 +64,7 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 						zap.String("request_id", rec.requestID),
 						zap.Any("panic", p),
 						zap.ByteString("stack", debug.Stack()))
-					if rw.wroteHeader || rw.hijacked {
+					if rw.Started() {
 						// Too late for a 500: abort so that the client sees
 						// a cut-off response rather than a complete one.
 						aborted = true
@@ -73,16 +73,7 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 					}
 				}
 
-				status := rw.status
-				switch {
-				case rec.clientGone,
-					r.Context().Err() != nil && (aborted || !rw.wroteHeader && !rw.hijacked):
-					status = statusClientClosedRequest
-				case rw.hijacked && status == 0:
-					status = http.StatusSwitchingProtocols
-				case status == 0:
-					status = http.StatusOK // what net/http sends when nothing was written
-				}
+				status := rw.LogStatus(r, rec.clientGone, aborted)
 				// Room for every field up front: one allocation, not two.
 				fields := append(make([]zap.Field, 0, 9),
 					zap.String("method", r.Method),
@@ -112,10 +103,11 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// responseWriter remembers the status and counts the body bytes for the
-// access log. It passes Flush and Hijack through (streaming responses and
-// WebSocket upgrades need them) and unwraps for http.ResponseController.
-type responseWriter struct {
+// ResponseRecorder remembers the status and counts the body bytes of an
+// answer, for access logs. It passes Flush and Hijack through (streaming
+// responses and WebSocket upgrades need them) and unwraps for
+// http.ResponseController. The egress listener logs with it too.
+type ResponseRecorder struct {
 	http.ResponseWriter
 	status      int
 	wroteHeader bool
@@ -124,11 +116,41 @@ type responseWriter struct {
 }
 
 var (
-	_ http.Flusher  = (*responseWriter)(nil)
-	_ http.Hijacker = (*responseWriter)(nil)
+	_ http.Flusher  = (*ResponseRecorder)(nil)
+	_ http.Hijacker = (*ResponseRecorder)(nil)
 )
 
-func (w *responseWriter) WriteHeader(code int) {
+// NewResponseRecorder wraps w.
+func NewResponseRecorder(w http.ResponseWriter) *ResponseRecorder {
+	return &ResponseRecorder{ResponseWriter: w}
+}
+
+// Started reports whether the answer has begun (a status was written or
+// the connection was hijacked): too late to answer with an error.
+func (w *ResponseRecorder) Started() bool { return w.wroteHeader || w.hijacked }
+
+// Bytes is the number of body bytes written (not counting what was written
+// on a hijacked connection).
+func (w *ResponseRecorder) Bytes() int64 { return w.bytes }
+
+// LogStatus is the status an access log should record: 499 when the client
+// went away before the answer was complete (clientGone, or a cancelled
+// request that was aborted or never answered), 101 for a hijacked
+// connection, 200 when nothing was written (what net/http sends), and the
+// written status otherwise.
+func (w *ResponseRecorder) LogStatus(r *http.Request, clientGone, aborted bool) int {
+	switch {
+	case clientGone, r.Context().Err() != nil && (aborted || !w.Started()):
+		return statusClientClosedRequest
+	case w.hijacked && w.status == 0:
+		return http.StatusSwitchingProtocols
+	case w.status == 0:
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *ResponseRecorder) WriteHeader(code int) {
 	// Informational answers (100 Continue, 103 Early Hints) come before the
 	// real one; ReverseProxy may send them from the transport's goroutine,
 	// so they must not touch our fields.
@@ -143,7 +165,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *responseWriter) Write(p []byte) (int, error) {
+func (w *ResponseRecorder) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -153,11 +175,11 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 }
 
 // Flush implements http.Flusher.
-func (w *responseWriter) Flush() { _ = w.FlushError() }
+func (w *ResponseRecorder) Flush() { _ = w.FlushError() }
 
 // FlushError is what http.ResponseController calls, so that flush errors
 // are not lost.
-func (w *responseWriter) FlushError() error {
+func (w *ResponseRecorder) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -166,7 +188,7 @@ func (w *responseWriter) FlushError() error {
 
 // Hijack implements http.Hijacker. What is written on a hijacked
 // connection is not counted in bytes.
-func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *ResponseRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		w.hijacked = true
@@ -176,4 +198,4 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the server's writer for the
 // methods not implemented here (deadlines, full duplex).
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *ResponseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -112,7 +112,7 @@ func TestPanicRecovery(t *testing.T) {
 func TestResponseWriterPassesThrough(t *testing.T) {
 	// The access log's writer must keep what ReverseProxy and handlers
 	// need from the server's writer.
-	var w http.ResponseWriter = &responseWriter{ResponseWriter: httptest.NewRecorder()}
+	var w http.ResponseWriter = NewResponseRecorder(httptest.NewRecorder())
 	if _, ok := w.(http.Flusher); !ok {
 		t.Error("not an http.Flusher")
 	}

@@ -96,7 +96,7 @@ func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter
 			log.Debug("client went away during upstream round trip", fields...)
 			return
 		}
-		if rw, ok := w.(*responseWriter); ok && rw.hijacked {
+		if rw, ok := w.(*ResponseRecorder); ok && rw.hijacked {
 			// Failed after the switch to another protocol: the connection
 			// is no longer HTTP, so there is nobody to answer.
 			log.Warn("upstream error after protocol switch", fields...)

@@ -17,7 +17,6 @@
 package egress
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -229,33 +228,25 @@ func accessLog(log *zap.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &record{requestID: sanitizeRequestID(r.Header.Get("X-Request-Id"))}
-		rw := &responseWriter{ResponseWriter: w}
+		rw := proxy.NewResponseRecorder(w)
 		r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 		defer func() {
 			p := recover()
 			aborted := p == http.ErrAbortHandler
 			if p != nil && !aborted {
 				log.Error("panic while handling an egress request", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-				if rw.wroteHeader || rw.hijacked {
+				if rw.Started() {
 					aborted = true
 				} else {
 					writeText(rw, http.StatusInternalServerError, "gatehouse egress: internal error")
 				}
 			}
-			status := rw.status
-			switch {
-			case rec.clientGone, r.Context().Err() != nil && (aborted || !rw.wroteHeader && !rw.hijacked):
-				status = 499
-			case rw.hijacked && status == 0:
-				status = http.StatusSwitchingProtocols
-			case status == 0:
-				status = http.StatusOK
-			}
+			status := rw.LogStatus(r, rec.clientGone, aborted)
 			fields := []zap.Field{
 				zap.String("method", r.Method),
 				zap.String("path", r.URL.EscapedPath()),
 				zap.Int("status", status),
-				zap.Int64("bytes", rw.bytes),
+				zap.Int64("bytes", rw.Bytes()),
 				zap.Duration("duration", time.Since(start)),
 				zap.String("remote", r.RemoteAddr),
 			}
@@ -291,56 +282,3 @@ func sanitizeRequestID(id string) string {
 	}
 	return id
 }
-
-// responseWriter remembers the status and counts body bytes. Flush and
-// Hijack pass through (streams and upgrades need them).
-type responseWriter struct {
-	http.ResponseWriter
-	status      int
-	wroteHeader bool
-	hijacked    bool
-	bytes       int64
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.ResponseWriter.WriteHeader(code)
-		return
-	}
-	if !w.wroteHeader {
-		w.status, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Flush implements http.Flusher.
-func (w *responseWriter) Flush() { _ = w.FlushError() }
-
-// FlushError is what http.ResponseController calls.
-func (w *responseWriter) FlushError() error {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Hijack implements http.Hijacker.
-func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.hijacked = true
-	}
-	return conn, brw, err
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
