@@ -63,7 +63,7 @@ func TestBufferPool(t *testing.T) {
 }
 
 func BenchmarkStripAndReserved(b *testing.B) {
-	rp := &reservedPaths{prefix: "/gatehouse/", folded: "/gatehouse/"}
+	rp := &reservedPaths{prefix: "/gatehouse/", folded: "/gatehouse/", match: NewPathMatcher("/gatehouse/")}
 	names := []string{"Host", "User-Agent", "Accept", "Cookie", "X-Request-Id", "Accept-Encoding"}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -71,6 +71,7 @@ func New(cfg Config) (http.Handler, error) {
 	reserved := &reservedPaths{
 		prefix: cfg.Prefix,
 		folded: strings.ToLower(cfg.Prefix),
+		match:  NewPathMatcher(cfg.Prefix),
 		ready:  cfg.Ready,
 		logout: cfg.Logout,
 	}

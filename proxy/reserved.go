@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -13,11 +12,6 @@ import (
 // readyTimeout bounds Config.Ready, so that a hanging dependency makes the
 // readiness probe fail instead of pile up.
 const readyTimeout = 2 * time.Second
-
-// maxUnescapes is how many rounds of percent-decoding the reserved-path
-// check undoes: the one net/http did, and two more for upstreams (or
-// frameworks in front of them) that decode again.
-const maxUnescapes = 3
 
 // reservedPaths answers the requests under the prefix: they belong to
 // Gatehouse and are never authenticated or proxied.
@@ -44,6 +38,7 @@ const maxUnescapes = 3
 type reservedPaths struct {
 	prefix string // e.g. "/gatehouse/"
 	folded string // prefix in lower case
+	match  *PathMatcher
 	ready  func(context.Context) error
 	logout http.Handler
 }
@@ -93,59 +88,8 @@ func (rp *reservedPaths) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // isReserved reports whether any reading of p falls under the prefix; see
-// reservedPaths.
-func (rp *reservedPaths) isReserved(p string) bool {
-	for range maxUnescapes - 1 {
-		if rp.underPrefix(p) {
-			return true
-		}
-		u, err := url.PathUnescape(p)
-		if err != nil || u == p {
-			return false
-		}
-		p = u
-	}
-	return rp.underPrefix(p)
-}
-
-func (rp *reservedPaths) underPrefix(p string) bool {
-	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
-	under := func(s string) bool {
-		return s == rp.folded[:len(rp.folded)-1] || strings.HasPrefix(s, rp.folded)
-	}
-	for i, q := range [2]string{p, withoutParams(p)} {
-		if i == 1 && q == p {
-			break // no parameters: the same reading again
-		}
-		if under(q) || under(cleanRooted(q)) {
-			return true
-		}
-	}
-	return false
-}
-
-// cleanRooted is path.Clean("/" + q). A q that starts with "/" gives the
-// same as path.Clean(q), which does not allocate when q is clean already,
-// as most request paths are.
-func cleanRooted(q string) string {
-	if strings.HasPrefix(q, "/") {
-		return path.Clean(q)
-	}
-	return path.Clean("/" + q)
-}
-
-// withoutParams cuts ";parameters" from every segment of p, as servlet
-// containers do before matching paths.
-func withoutParams(p string) string {
-	if !strings.Contains(p, ";") {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		segs[i], _, _ = strings.Cut(s, ";")
-	}
-	return strings.Join(segs, "/")
-}
+// PathMatcher.
+func (rp *reservedPaths) isReserved(p string) bool { return rp.match.Match(p) }
 
 func allowGet(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {

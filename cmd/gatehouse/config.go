@@ -15,10 +15,10 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/gatehouse-proxy/gatehouse/auth/apicheck"
 	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
+	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
 )
 
 const envPrefix = "GATEHOUSE_"

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/proxy"
 )
 
 // The gateway headers the check reads.
@@ -33,11 +33,6 @@ const (
 	HeaderAPIKey = "X-Api-Key"
 	HeaderOrgID  = "X-Gw-Ims-Org-Id"
 )
-
-// maxUnescapes is how many rounds of percent-decoding the path match
-// undoes (as the proxy's reserved-path check does): a path that any of
-// them puts under a prefix is checked.
-const maxUnescapes = 3
 
 // Config configures the check.
 type Config struct {
@@ -85,19 +80,19 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &checker{prefixes: prefixes, org: strings.TrimSpace(cfg.Org), log: log}
+	c := &checker{match: proxy.NewPathMatcher(prefixes...), org: strings.TrimSpace(cfg.Org), log: log}
 	return c.middleware, nil
 }
 
 type checker struct {
-	prefixes []string // lower case, cleaned, each ending in "/"
-	org      string
-	log      *zap.Logger
+	match *proxy.PathMatcher // read as the reserved paths are: no encoding trick skips the check
+	org   string
+	log   *zap.Logger
 }
 
 func (c *checker) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !c.covers(r.URL.Path) {
+		if !c.match.Match(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -168,47 +163,4 @@ func single(h http.Header, name string) (string, error) {
 		return "", fmt.Errorf("%s header is sent more than once: send one value", strings.ToLower(name))
 	}
 	return strings.TrimSpace(vs[0]), nil
-}
-
-// covers reports whether any reading of p falls under a prefix; see
-// Config.Paths.
-func (c *checker) covers(p string) bool {
-	for range maxUnescapes - 1 {
-		if c.under(p) {
-			return true
-		}
-		u, err := url.PathUnescape(p)
-		if err != nil || u == p {
-			return false
-		}
-		p = u
-	}
-	return c.under(p)
-}
-
-func (c *checker) under(p string) bool {
-	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
-	for _, q := range []string{p, withoutParams(p)} {
-		for _, s := range []string{q, path.Clean("/" + q)} {
-			for _, prefix := range c.prefixes {
-				if s == prefix[:len(prefix)-1] || strings.HasPrefix(s, prefix) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-// withoutParams cuts ";parameters" from every segment of p, as servlet
-// containers do before matching paths.
-func withoutParams(p string) string {
-	if !strings.Contains(p, ";") {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		segs[i], _, _ = strings.Cut(s, ";")
-	}
-	return strings.Join(segs, "/")
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
-	"github.com/gatehouse-proxy/gatehouse/auth/apicheck"
+	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
 )
 
 const (
