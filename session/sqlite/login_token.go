@@ -27,26 +27,21 @@ func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) err
 	if checkID("user id", t.UserID) != nil {
 		return fmt.Errorf("create login token %s: user %s: %w", t.ID, clip(t.UserID), session.ErrNotFound)
 	}
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
-		if err := userExists(ctx, tx, t.UserID); err != nil {
-			return err
-		}
-		r, err := tx.ExecContext(ctx, `
-INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING`,
-			t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
-		if err != nil {
-			return err
-		}
-		if n, err := r.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return errors.New("a token with this id exists")
-		}
-		return nil
-	})
+	// One statement, in autocommit mode: the foreign key on user_id checks
+	// that the user exists, so no transaction and no separate read are
+	// needed.
+	r, err := s.createToken.ExecContext(ctx,
+		t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
+	if isForeignKey(err) {
+		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("create login token %s: %w", t.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("create login token %s: a token with this id exists", t.ID)
 	}
 	return nil
 }
@@ -59,8 +54,7 @@ func (s *Store) GetLoginToken(ctx context.Context, id string) (*session.LoginTok
 	}
 	t := &session.LoginToken{ID: id}
 	var created, expires int64
-	err := s.read.QueryRowContext(ctx,
-		`SELECT user_id, secret_hash, created_at, expires_at FROM login_tokens WHERE id = ?`, id).
+	err := s.getToken.QueryRowContext(ctx, id).
 		Scan(&t.UserID, &t.SecretHash, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = session.ErrNotFound
@@ -76,8 +70,7 @@ func (s *Store) GetLoginToken(ctx context.Context, id string) (*session.LoginTok
 // ExtendLoginToken sets a token's expiry, or returns an error wrapping
 // session.ErrNotFound if the token does not exist.
 func (s *Store) ExtendLoginToken(ctx context.Context, id string, expiresAt time.Time) error {
-	r, err := s.write.ExecContext(ctx,
-		`UPDATE login_tokens SET expires_at = ? WHERE id = ?`, millis(expiresAt), id)
+	r, err := s.extendToken.ExecContext(ctx, millis(expiresAt), id)
 	if err != nil {
 		return fmt.Errorf("extend login token %s: %w", clip(id), err)
 	}
@@ -93,7 +86,7 @@ func (s *Store) ExtendLoginToken(ctx context.Context, id string, expiresAt time.
 
 // DeleteLoginToken removes a token; removing a missing one is not an error.
 func (s *Store) DeleteLoginToken(ctx context.Context, id string) error {
-	if _, err := s.write.ExecContext(ctx, `DELETE FROM login_tokens WHERE id = ?`, id); err != nil {
+	if _, err := s.deleteToken.ExecContext(ctx, id); err != nil {
 		return fmt.Errorf("delete login token %s: %w", clip(id), err)
 	}
 	return nil

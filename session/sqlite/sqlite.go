@@ -49,6 +49,17 @@ type Store struct {
 	write *sql.DB // exactly one connection; transactions BEGIN IMMEDIATE
 	read  *sql.DB // query_only connections
 
+	// The hot statements, prepared once at Open so that SQLite does not
+	// parse them again on every call (database/sql prepares a statement on
+	// each pooled connection the first time it runs there).
+	readUser    userStmts   // on read
+	writeUser   userStmts   // on write, for SyncUser's reload
+	getToken    *sql.Stmt   // on read
+	createToken *sql.Stmt   // on write
+	extendToken *sql.Stmt   // on write
+	deleteToken *sql.Stmt   // on write
+	stmts       []*sql.Stmt // all of the above, closed by Close
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -111,7 +122,60 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open session store %s: %w", path, err)
 	}
+	if err := s.prepare(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open session store %s: prepare statements: %w", path, err)
+	}
 	return s, nil
+}
+
+// The statements of the hot paths, prepared once (see Store).
+const (
+	sqlGetToken = `SELECT user_id, secret_hash, created_at, expires_at FROM login_tokens WHERE id = ?`
+	// The foreign key on user_id checks that the user exists, in the same
+	// statement (see CreateLoginToken).
+	sqlCreateToken = `INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING`
+	sqlExtendToken    = `UPDATE login_tokens SET expires_at = ? WHERE id = ?`
+	sqlDeleteToken    = `DELETE FROM login_tokens WHERE id = ?`
+	sqlUserProfile    = `SELECT email, name, first_name, last_name, created_at, updated_at, synced_at FROM users WHERE id = ?`
+	sqlUserMembership = `SELECT group_name, source FROM memberships WHERE user_id = ? ORDER BY group_name, source`
+	sqlUserOrgs       = `SELECT org_id FROM user_orgs WHERE user_id = ? ORDER BY org_id`
+)
+
+// userStmts are getUser's three reads, prepared on one pool.
+type userStmts struct {
+	profile, memberships, orgs *sql.Stmt
+}
+
+// prepare prepares the hot statements. On error, those prepared so far
+// are in s.stmts, for Close.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	prep := func(db *sql.DB, query string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		if st, err = db.PrepareContext(ctx, query); err != nil {
+			return nil
+		}
+		s.stmts = append(s.stmts, st)
+		return st
+	}
+	s.getToken = prep(s.read, sqlGetToken)
+	s.createToken = prep(s.write, sqlCreateToken)
+	s.extendToken = prep(s.write, sqlExtendToken)
+	s.deleteToken = prep(s.write, sqlDeleteToken)
+	for _, u := range []struct {
+		db *sql.DB
+		us *userStmts
+	}{{s.read, &s.readUser}, {s.write, &s.writeUser}} {
+		u.us.profile = prep(u.db, sqlUserProfile)
+		u.us.memberships = prep(u.db, sqlUserMembership)
+		u.us.orgs = prep(u.db, sqlUserOrgs)
+	}
+	return err
 }
 
 // dsn returns the driver's name for the database file at the absolute
@@ -156,6 +220,13 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// isForeignKey reports whether err is SQLite's foreign-key constraint
+// violation.
+func isForeignKey(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
 // Ping checks that the database can be reached for reading and writing.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.write.PingContext(ctx); err != nil {
@@ -172,7 +243,11 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		// Readers first, so that the writer's connection is the last one
 		// and SQLite checkpoints the WAL into the database file.
-		s.closeErr = errors.Join(s.read.Close(), s.write.Close())
+		errs := make([]error, 0, len(s.stmts)+2)
+		for _, st := range s.stmts {
+			errs = append(errs, st.Close())
+		}
+		s.closeErr = errors.Join(append(errs, s.read.Close(), s.write.Close())...)
 	})
 	return s.closeErr
 }

@@ -475,3 +475,28 @@ func benchStore(b *testing.B) *Store {
 	}
 	return s
 }
+
+func BenchmarkCreateLoginToken(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		tok := &session.LoginToken{ID: fmt.Sprintf("bench-%d", i), UserID: benchProfile.ID, SecretHash: make([]byte, 32), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := s.CreateLoginToken(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkExtendLoginToken(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.ExtendLoginToken(ctx, "tok-1", t0.Add(2*time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

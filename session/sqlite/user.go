@@ -25,21 +25,20 @@ func (s *Store) GetUser(ctx context.Context, id string) (*session.User, error) {
 		return nil, fmt.Errorf("get user %s: %w", id, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	u, err := getUser(ctx, tx, id)
+	u, err := getUser(ctx, tx, &s.readUser, id)
 	if err != nil {
 		return nil, fmt.Errorf("get user %s: %w", id, err)
 	}
 	return u, nil
 }
 
-// getUser reads a user and its memberships; call it inside a transaction.
-// (Two statements are faster than one join that repeats the profile on
-// every membership row.)
-func getUser(ctx context.Context, q querier, id string) (*session.User, error) {
+// getUser reads a user and its memberships inside tx, with statements
+// prepared on tx's pool. (Separate statements are faster than one join that
+// repeats the profile on every membership row.)
+func getUser(ctx context.Context, tx *sql.Tx, us *userStmts, id string) (*session.User, error) {
 	u := &session.User{ID: id}
 	var created, updated, synced int64
-	err := q.QueryRowContext(ctx,
-		`SELECT email, name, first_name, last_name, created_at, updated_at, synced_at FROM users WHERE id = ?`, id).
+	err := tx.StmtContext(ctx, us.profile).QueryRowContext(ctx, id).
 		Scan(&u.Email, &u.Name, &u.FirstName, &u.LastName, &created, &updated, &synced)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, session.ErrNotFound
@@ -48,8 +47,7 @@ func getUser(ctx context.Context, q querier, id string) (*session.User, error) {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.SyncedAt = fromMillis(created), fromMillis(updated), fromMillis(synced)
-	rows, err := q.QueryContext(ctx,
-		`SELECT group_name, source FROM memberships WHERE user_id = ? ORDER BY group_name, source`, id)
+	rows, err := tx.StmtContext(ctx, us.memberships).QueryContext(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +62,7 @@ func getUser(ctx context.Context, q querier, id string) (*session.User, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	orgs, err := q.QueryContext(ctx, `SELECT org_id FROM user_orgs WHERE user_id = ? ORDER BY org_id`, id)
+	orgs, err := tx.StmtContext(ctx, us.orgs).QueryContext(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +97,7 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 	var res *session.SyncResult
 	err = s.inWriteTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		res, err = syncUser(ctx, tx, p, want, millis(now))
+		res, err = syncUser(ctx, tx, &s.writeUser, p, want, millis(now))
 		return err
 	})
 	if err != nil {
@@ -108,7 +106,7 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 	return res, nil
 }
 
-func syncUser(ctx context.Context, tx *sql.Tx, p session.Profile, want []string, now int64) (*session.SyncResult, error) {
+func syncUser(ctx context.Context, tx *sql.Tx, us *userStmts, p session.Profile, want []string, now int64) (*session.SyncResult, error) {
 	res := &session.SyncResult{}
 
 	var old session.Profile
@@ -164,7 +162,7 @@ WHERE id = ?`,
 		}
 	}
 
-	res.User, err = getUser(ctx, tx, p.ID)
+	res.User, err = getUser(ctx, tx, us, p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
