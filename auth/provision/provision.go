@@ -36,8 +36,16 @@ type Config struct {
 	// OnSync is called after a sync changed a user's groups, so caches of
 	// the user's identity can be dropped. May be nil.
 	OnSync func(userID string)
-	Now    func() time.Time
-	Logger *zap.Logger
+	// CacheTTL is how long a user read from the store (or written by a
+	// sync) is trusted from memory, while their sync is fresh, before Ensure
+	// reads the store again; a sync made by another replica is seen here
+	// within it. 0 means the default, 30s (as the session cache); a
+	// negative value disables the cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the user cache. 0 means the default, 100,000.
+	CacheSize int
+	Now       func() time.Time
+	Logger    *zap.Logger
 }
 
 // Provisioner creates and syncs users. It is safe for concurrent use.
@@ -47,7 +55,26 @@ type Provisioner struct {
 	log *zap.Logger
 
 	flight singleflight.Group // keyed by user id
+
+	// users caches fresh users by id, so that a bearer token seen for the
+	// first time costs no store read for a user known to be fresh. When
+	// full, an arbitrary entry is evicted.
+	mu    sync.RWMutex
+	users map[string]cachedUser
 }
+
+// cachedUser is a user and when it was read from the store (or synced).
+// The *session.User is shared: read only.
+type cachedUser struct {
+	u      *session.User
+	readAt time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultCacheTTL  = 30 * time.Second
+	DefaultCacheSize = 100_000
+)
 
 // New returns a Provisioner.
 func New(cfg Config) (*Provisioner, error) {
@@ -57,7 +84,13 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Hour
 	}
-	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger, users: make(map[string]cachedUser)}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -77,7 +110,10 @@ func (p *Provisioner) Fresh(u *session.User) bool {
 // access token, used to read the profile and organizations on the user's
 // behalf. Errors are *auth.Error values fit for the client.
 func (p *Provisioner) Ensure(ctx context.Context, token string, claims *ims.Claims) (*session.User, error) {
-	u, err := p.cfg.Store.GetUser(ctx, claims.UserID)
+	if u := p.cached(claims.UserID); u != nil {
+		return u, nil
+	}
+	u, err := p.getUser(ctx, claims.UserID)
 	switch {
 	case err == nil && p.Fresh(u):
 		return u, nil
@@ -97,7 +133,7 @@ func (p *Provisioner) sync(ctx context.Context, token string, claims *ims.Claims
 		// A sync that finished between the caller's read of the store and
 		// now has left a fresh user: read again, so that a burst costs one
 		// sync.
-		u, err := p.cfg.Store.GetUser(ctx, claims.UserID)
+		u, err := p.getUser(ctx, claims.UserID)
 		switch {
 		case err == nil && p.Fresh(u):
 			return u, nil
@@ -155,6 +191,7 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 			Err:         fmt.Errorf("profile user %q differs from token user %q", profile.UserID, claims.UserID)}
 	}
 	groups := p.groups(orgs)
+	syncAt := p.now()
 	res, err := p.cfg.Store.SyncUser(ctx, session.Profile{
 		ID:        claims.UserID,
 		Email:     profile.Email,
@@ -162,10 +199,11 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 		FirstName: profile.FirstName,
 		LastName:  profile.LastName,
 		Orgs:      orgIDs(orgs),
-	}, groups, p.now())
+	}, groups, syncAt)
 	if err != nil {
 		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
 	}
+	p.remember(res.User, syncAt)
 	p.log.Info("user synced",
 		zap.String("user", claims.UserID), zap.Bool("created", res.Created),
 		zap.Strings("groups_added", res.Added), zap.Strings("groups_removed", res.Removed))
@@ -173,6 +211,59 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 		p.cfg.OnSync(claims.UserID)
 	}
 	return res.User, nil
+}
+
+// getUser reads the user from the store and, if their sync is fresh,
+// caches them.
+func (p *Provisioner) getUser(ctx context.Context, id string) (*session.User, error) {
+	readAt := p.now() // before the read: the entry is never trusted too long
+	u, err := p.cfg.Store.GetUser(ctx, id)
+	if err == nil && p.Fresh(u) {
+		p.remember(u, readAt)
+	}
+	return u, err
+}
+
+// cached returns the cached user with the given id if the entry is younger
+// than CacheTTL and the user's sync is fresh, else nil.
+func (p *Provisioner) cached(id string) *session.User {
+	if p.cfg.CacheTTL <= 0 {
+		return nil
+	}
+	p.mu.RLock()
+	c, ok := p.users[id]
+	p.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	now := p.now()
+	if now.Sub(c.readAt) >= p.cfg.CacheTTL || now.Sub(c.u.SyncedAt) >= p.cfg.SyncInterval {
+		return nil // left in place: the next read or sync replaces it
+	}
+	return c.u
+}
+
+// remember caches u as read (or synced) at readAt, unless the cache holds
+// a user of a later sync, or one read later (a read that started before a
+// sync must not replace what the sync wrote).
+func (p *Provisioner) remember(u *session.User, readAt time.Time) {
+	if p.cfg.CacheTTL <= 0 || u == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.users[u.ID]; ok {
+		if u.SyncedAt.Before(old.u.SyncedAt) ||
+			(u.SyncedAt.Equal(old.u.SyncedAt) && readAt.Before(old.readAt)) {
+			return
+		}
+	} else if len(p.users) >= p.cfg.CacheSize {
+		for id := range p.users { // arbitrary: map order is random
+			delete(p.users, id)
+			break
+		}
+	}
+	p.users[u.ID] = cachedUser{u: u, readAt: readAt}
 }
 
 // groups returns the local groups for the configured organization's
