@@ -27,23 +27,10 @@ func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) err
 	if checkID("user id", t.UserID) != nil {
 		return fmt.Errorf("create login token %s: user %s: %w", t.ID, clip(t.UserID), session.ErrNotFound)
 	}
-	// One statement, in autocommit mode: the foreign key on user_id checks
-	// that the user exists, so no transaction and no separate read are
-	// needed.
-	r, err := s.createToken.ExecContext(ctx,
-		t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
-	if isForeignKey(err) {
-		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
 	}
-	if n, err := r.RowsAffected(); err != nil {
-		return fmt.Errorf("create login token %s: %w", t.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("create login token %s: a token with this id exists", t.ID)
-	}
-	return nil
+	return s.tokens.create(ctx, t)
 }
 
 // GetLoginToken returns the token with the given id, expired or not, or an

@@ -60,6 +60,8 @@ type Store struct {
 	deleteToken *sql.Stmt   // on write
 	stmts       []*sql.Stmt // all of the above, closed by Close
 
+	tokens *tokenWriter // group-commits CreateLoginToken; nil until Open succeeds
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -126,6 +128,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open session store %s: prepare statements: %w", path, err)
 	}
+	s.tokens = newTokenWriter(s.write, s.createToken)
 	return s, nil
 }
 
@@ -241,6 +244,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database. Calling it again returns the first result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.tokens != nil {
+			s.tokens.close() // waits for the last batch to commit
+		}
 		// Readers first, so that the writer's connection is the last one
 		// and SQLite checkpoints the WAL into the database file.
 		errs := make([]error, 0, len(s.stmts)+2)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -498,5 +499,125 @@ func BenchmarkExtendLoginToken(b *testing.B) {
 		if err := s.ExtendLoginToken(ctx, "tok-1", t0.Add(2*time.Hour)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCreateLoginTokenParallel is the sign-in burst: 64 goroutines
+// writing login tokens at once, as concurrent first-seen bearers do.
+func BenchmarkCreateLoginTokenParallel(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32) // x GOMAXPROCS goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tok := &session.LoginToken{ID: fmt.Sprintf("par-%d", n.Add(1)), UserID: benchProfile.ID, SecretHash: make([]byte, 32), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := s.CreateLoginToken(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestTokenBatchOutcomesArePerRow: login tokens written in one group
+// commit each get their own outcome. A token for an unknown user, or with
+// an id already taken, fails alone; the others of its batch are stored.
+func TestTokenBatchOutcomesArePerRow(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateLoginToken(ctx, &session.LoginToken{ID: "taken", UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300 // more than one batch
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := &session.LoginToken{ID: fmt.Sprintf("t%d", i), UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			switch i % 10 {
+			case 3:
+				tok.UserID = "nobody"
+			case 7:
+				tok.ID = "taken"
+			}
+			errs[i] = s.CreateLoginToken(ctx, tok)
+		}()
+	}
+	wg.Wait()
+	stored := int64(1)
+	for i, err := range errs {
+		switch i % 10 {
+		case 3:
+			if !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("token %d for an unknown user: %v, want ErrNotFound", i, err)
+			}
+		case 7:
+			if err == nil || errors.Is(err, session.ErrNotFound) {
+				t.Errorf("token %d with a taken id: %v, want an id conflict", i, err)
+			}
+		default:
+			if err != nil {
+				t.Errorf("token %d: %v", i, err)
+			}
+			stored++
+		}
+	}
+	if got, _ := s.CountLoginTokens(ctx); got != stored {
+		t.Errorf("%d tokens stored, want %d", got, stored)
+	}
+}
+
+// TestCloseWithTokenWritesInFlight: Close waits for queued login tokens
+// and later writes are refused; nobody hangs.
+func TestCloseWithTokenWritesInFlight(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int64
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.CreateLoginToken(ctx, &session.LoginToken{ID: fmt.Sprintf("c%d", i), UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, errClosed):
+				refused.Add(1)
+			default:
+				t.Errorf("token %d: %v", i, err)
+			}
+		}()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("CreateLoginToken calls still waiting 10 s after Close")
+	}
+	if ok.Load()+refused.Load() != 200 {
+		t.Errorf("%d stored + %d refused, want 200 in all", ok.Load(), refused.Load())
+	}
+	s2 := openFile(t, path)
+	if n, _ := s2.CountLoginTokens(ctx); n != ok.Load() {
+		t.Errorf("%d tokens on disk after Close, want the %d that were acknowledged", n, ok.Load())
 	}
 }

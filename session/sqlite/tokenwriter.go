@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/session"
+)
+
+// maxTokenBatch bounds how many login tokens one transaction writes.
+const maxTokenBatch = 128
+
+// batchTimeout bounds one batch's transaction, whatever its callers'
+// contexts: they share it, so none of them may cancel it for the others.
+const batchTimeout = 10 * time.Second
+
+var errClosed = errors.New("session store is closed")
+
+// tokenWriter group-commits login-token inserts. Every bearer sign-in
+// writes a token, and a commit costs more than the INSERT itself; under
+// concurrent sign-ins the tokens queued while one batch commits are
+// written together in the next transaction. Each caller still returns only
+// after its batch has committed, so a token is durable before its cookie
+// is sent, and each row's outcome (unknown user, id taken) is its own: in
+// SQLite a failing statement is undone without aborting the transaction.
+type tokenWriter struct {
+	db     *sql.DB
+	insert *sql.Stmt
+
+	mu     sync.RWMutex // held for reading while enqueuing, for writing by close
+	closed bool
+	queue  chan *tokenReq
+	done   chan struct{} // closed when the writer goroutine has returned
+}
+
+type tokenReq struct {
+	ctx    context.Context
+	t      *session.LoginToken
+	result chan error // buffered: the writer never blocks on a caller that left
+}
+
+func newTokenWriter(db *sql.DB, insert *sql.Stmt) *tokenWriter {
+	w := &tokenWriter{db: db, insert: insert, queue: make(chan *tokenReq, maxTokenBatch), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// create queues t and waits until its batch has committed or ctx is done.
+// A caller that stops waiting may still find its token written; an unused
+// token expires like any other.
+func (w *tokenWriter) create(ctx context.Context, t *session.LoginToken) error {
+	req := &tokenReq{ctx: ctx, t: t, result: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return fmt.Errorf("create login token %s: %w", t.ID, errClosed)
+	}
+	select {
+	case w.queue <- req:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return fmt.Errorf("create login token %s: %w", t.ID, ctx.Err())
+	}
+	w.mu.RUnlock()
+	select {
+	case err := <-req.result:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("create login token %s: %w", t.ID, ctx.Err())
+	}
+}
+
+// close stops accepting tokens and waits for the queued ones to be written.
+func (w *tokenWriter) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *tokenWriter) run() {
+	defer close(w.done)
+	batch := make([]*tokenReq, 0, maxTokenBatch)
+	for req := range w.queue {
+		batch = append(batch[:0], req)
+	fill:
+		for len(batch) < maxTokenBatch {
+			select {
+			case r, ok := <-w.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		w.write(batch)
+	}
+}
+
+// write inserts a batch in one transaction and tells each caller its
+// outcome. If the commit fails, every row of the batch failed.
+func (w *tokenWriter) write(batch []*tokenReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	errs := make([]error, len(batch))
+	err := func() error {
+		tx, err := w.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		stmt := tx.StmtContext(ctx, w.insert)
+		for i, req := range batch {
+			if err := req.ctx.Err(); err != nil {
+				errs[i] = fmt.Errorf("create login token %s: %w", req.t.ID, err) // nobody waits: do not write it
+				continue
+			}
+			errs[i] = insertToken(ctx, stmt, req.t)
+		}
+		return tx.Commit()
+	}()
+	for i, req := range batch {
+		if err != nil {
+			errs[i] = fmt.Errorf("create login token %s: %w", req.t.ID, err)
+		}
+		req.result <- errs[i]
+	}
+}
+
+func insertToken(ctx context.Context, stmt *sql.Stmt, t *session.LoginToken) error {
+	r, err := stmt.ExecContext(ctx, t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
+	if isForeignKey(err) {
+		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("create login token %s: %w", t.ID, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("create login token %s: %w", t.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("create login token %s: a token with this id exists", t.ID)
+	}
+	return nil
+}
