@@ -39,10 +39,6 @@ func recordFrom(ctx context.Context) *record {
 // accessLog writes one line per request and turns a panic into a 500. It
 // is the outermost step so that it sees every answer, including those of
 // the steps that answer themselves.
-//
-// It also gives the rest of the chain its own copy of the request headers,
-// since the steps below edit them and a handler must not modify the
-// request it was given.
 func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,11 +46,6 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 			rec := &record{}
 			rw := NewResponseRecorder(w)
 			in := r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
-			in.Header = r.Header.Clone()
-			if in.Header == nil {
-				in.Header = make(http.Header)
-			}
-			in.Trailer = r.Trailer.Clone()
 
 			defer func() {
 				p := recover()

@@ -33,15 +33,18 @@ import (
 //     body. Its 32 KiB copy buffers come from a pool: otherwise each
 //     request allocates one, the largest allocation of a proxied request
 //     by far.
-func newForwarder(cfg Config, log *zap.Logger) http.Handler {
+func newForwarder(cfg Config, headers upstreamHeaders, log *zap.Logger) http.Handler {
 	upstream := cfg.Upstream
 	return &httputil.ReverseProxy{
-		// Rewrite only rewrites: authentication and header policy happen
-		// earlier in the chain, where they can answer the request.
+		// Rewrite only rewrites: authentication and the decision to forward
+		// happen earlier in the chain, where they can answer the request.
+		// Headers are edited here, on ReverseProxy's copy of the request,
+		// so that no step has to copy the client's headers to edit them.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			headers.apply(pr.Out, pr.In)
 		},
 		Transport:      NewTransport(cfg.Transport),
 		BufferPool:     NewBufferPool(),

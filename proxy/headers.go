@@ -20,23 +20,41 @@ const (
 	HeaderRequestID = "X-Request-Id"
 )
 
-// stripIdentityHeaders deletes every client-sent header that the upstream
+// stripIdentityHeaders removes every client-sent header that the upstream
 // could take for one of ours, before any other step sees the request.
 // Go canonicalizes header names, so case variants arrive as one key; but
 // underscores are kept ("X_Forwarded_User"), and upstreams that map "_" to
 // "-" (CGI, some Java and Python servers) would read those as ours, so
 // they go too. Declared trailers are cleaned as well.
+//
+// Only a request that carries such a header gets a cleaned copy of its
+// headers: the others, all honest traffic, pass through without one.
 func stripIdentityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, h := range []http.Header{r.Header, r.Trailer} {
-			for name := range h {
-				if isIdentityHeader(name) {
-					delete(h, name)
-				}
-			}
+		if hasIdentityHeader(r.Header) || hasIdentityHeader(r.Trailer) {
+			r = r.Clone(r.Context())
+			deleteIdentityHeaders(r.Header)
+			deleteIdentityHeaders(r.Trailer)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func hasIdentityHeader(h http.Header) bool {
+	for name := range h {
+		if isIdentityHeader(name) {
+			return true
+		}
+	}
+	return false
+}
+
+func deleteIdentityHeaders(h http.Header) {
+	for name := range h {
+		if isIdentityHeader(name) {
+			delete(h, name)
+		}
+	}
 }
 
 func isIdentityHeader(name string) bool {
@@ -66,12 +84,13 @@ func sameHeaderName(name, want string) bool {
 	return true
 }
 
-// injectIdentity runs after authentication. It tells the upstream who the
-// user is and removes the client's credentials, which are Gatehouse's
-// business, not the upstream's. A request that reaches it without an
-// identity is refused: should an authentication step ever call next by
-// mistake, nothing unauthenticated is forwarded.
-func injectIdentity(log *zap.Logger, passAuthorization, passCookie bool, cookieName string) func(http.Handler) http.Handler {
+// requireIdentity runs after authentication. A request that reaches it
+// without an identity is refused: should an authentication step ever call
+// next by mistake, nothing unauthenticated is forwarded. An identity that
+// cannot be sent in headers is refused too, with the reason logged. The
+// headers themselves are written on the outgoing request, by
+// upstreamHeaders.
+func requireIdentity(log *zap.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, ok := auth.FromContext(r.Context())
@@ -79,8 +98,7 @@ func injectIdentity(log *zap.Logger, passAuthorization, passCookie bool, cookieN
 				auth.WriteError(w, auth.Unauthorized(auth.ReasonNoCredential, "authentication required", nil))
 				return
 			}
-			groups := strings.Join(id.Groups, ",")
-			if !validHeaderValue(id.UserID) || !validHeaderValue(id.Email) || !validHeaderValue(groups) {
+			if !validHeaderValue(id.UserID) || !validHeaderValue(id.Email) || !validGroups(id.Groups) {
 				// The transport would refuse the request anyway; say why.
 				log.Error("identity cannot be sent in headers",
 					zap.String("request_id", recordFrom(r.Context()).requestID))
@@ -88,29 +106,60 @@ func injectIdentity(log *zap.Logger, passAuthorization, passCookie bool, cookieN
 				return
 			}
 			recordFrom(r.Context()).userID = id.UserID
-
-			r.Header.Set(HeaderUser, id.UserID)
-			setOrDelete(r.Header, HeaderEmail, id.Email)
-			setOrDelete(r.Header, HeaderGroups, groups)
-			if !passAuthorization {
-				r.Header.Del("Authorization")
-			}
-			if !passCookie {
-				removeCookie(r.Header, cookieName)
-			}
 			next.ServeHTTP(w, r)
 		})
 	}
 }
 
+// upstreamHeaders is the header policy for the upstream, applied to the
+// outgoing request (ReverseProxy's own copy, so the client's request is
+// never modified): it carries the request id, tells the upstream who the
+// user is, and drops the client's credentials, which are Gatehouse's
+// business, not the upstream's.
+type upstreamHeaders struct {
+	passAuthorization bool
+	passCookie        bool
+	cookieName        string
+}
+
+func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
+	h := out.Header
+	if id := recordFrom(in.Context()).requestID; id != "" {
+		h[HeaderRequestID] = []string{id}
+	}
+	if id, ok := auth.FromContext(in.Context()); ok {
+		h[HeaderUser] = []string{id.UserID}
+		setOrDelete(h, HeaderEmail, id.Email)
+		setOrDelete(h, HeaderGroups, strings.Join(id.Groups, ","))
+	}
+	if !p.passAuthorization {
+		delete(h, "Authorization")
+	}
+	if !p.passCookie {
+		removeCookie(h, p.cookieName)
+	}
+}
+
 var errInvalidIdentity = errors.New("identity contains characters not allowed in a header")
 
+// setOrDelete sets a header whose name is already canonical.
 func setOrDelete(h http.Header, name, value string) {
 	if value == "" {
-		h.Del(name)
+		delete(h, name)
 		return
 	}
-	h.Set(name, value)
+	h[name] = []string{value}
+}
+
+// validGroups reports whether the groups, joined with commas, can be sent
+// as a header value.
+func validGroups(groups []string) bool {
+	for _, g := range groups {
+		if !validHeaderValue(g) {
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no

@@ -3,8 +3,9 @@
 //
 // Every request goes through, in order: access log and panic recovery,
 // request id, removal of client-sent identity headers, Gatehouse's own
-// endpoints under the reserved prefix, authentication, identity headers
-// for the upstream, and the reverse proxy. See New.
+// endpoints under the reserved prefix, authentication, the check that an
+// identity was established, and the reverse proxy, which writes the
+// identity headers on the outgoing request. See New.
 package proxy
 
 import (
@@ -75,13 +76,14 @@ func New(cfg Config) (http.Handler, error) {
 		ready:  cfg.Ready,
 		logout: cfg.Logout,
 	}
-	return chain(newForwarder(cfg, log),
+	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName}
+	return chain(newForwarder(cfg, headers, log),
 		accessLog(log),
 		requestID,
 		stripIdentityHeaders,
 		reserved.middleware,
 		cfg.Authenticate,
-		injectIdentity(log, cfg.PassAuthorization, cfg.PassCookie, cfg.CookieName),
+		requireIdentity(log),
 	), nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -529,6 +530,56 @@ func TestNewTransport(t *testing.T) {
 			}
 			if tr.Proxy != nil || !tr.DisableCompression || tr.DialContext == nil {
 				t.Errorf("Proxy %v, DisableCompression %v, DialContext set %v", tr.Proxy != nil, tr.DisableCompression, tr.DialContext != nil)
+			}
+		})
+	}
+}
+
+// The chain edits headers only on ReverseProxy's outgoing copy: the request
+// the server handed to Gatehouse is left as it was, spoofed headers and
+// credentials included, while the upstream gets the header policy.
+func TestClientRequestNotModified(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+	}{
+		{"bearer and cookies", http.Header{
+			"Authorization": {"Bearer good"}, "Cookie": {"theme=dark; login-token=goodcookie"},
+			"X-Request-Id": {"client-id-1"}, "Accept": {"application/json"},
+		}},
+		{"spoofed identity", http.Header{
+			"Cookie": {"login-token=goodcookie"}, "X-Forwarded-User": {"admin@AdobeID"},
+			"X_forwarded_groups": {"administrators"},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			req := httptest.NewRequest(http.MethodGet, "/content/dam/a.json", nil)
+			req.Header = tt.header.Clone()
+			req.Trailer = http.Header{"X-Forwarded-Email": nil}
+			w := httptest.NewRecorder()
+			h.handler.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			if !reflect.DeepEqual(req.Header, tt.header) {
+				t.Errorf("client request headers changed:\n got %v\nwant %v", req.Header, tt.header)
+			}
+			if _, ok := req.Trailer["X-Forwarded-Email"]; !ok {
+				t.Error("client request trailer changed")
+			}
+			seen := h.upstream.last(t).Header
+			if got := seen.Get(HeaderUser); got != testUser.UserID {
+				t.Errorf("upstream %s = %q, want %q", HeaderUser, got, testUser.UserID)
+			}
+			if got := seen.Get(HeaderGroups); got != "authors,dam-users" {
+				t.Errorf("upstream %s = %q", HeaderGroups, got)
+			}
+			if seen.Get("Authorization") != "" || strings.Contains(seen.Get("Cookie"), "login-token") {
+				t.Errorf("upstream got credentials: %v", seen)
+			}
+			if got, want := seen.Get(HeaderRequestID), w.Header().Get(HeaderRequestID); got == "" || got != want {
+				t.Errorf("upstream request id %q, response %q", got, want)
 			}
 		})
 	}

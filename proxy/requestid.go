@@ -9,17 +9,17 @@ import (
 // every log line of the request and in the upstream's logs.
 const maxRequestIDLen = 128
 
-// requestID makes sure the request carries an X-Request-Id that is safe to
-// log and forward: the client's, if it is sane, else a fresh one. The id
-// goes upstream with the request and back to the client on the response.
+// requestID gives the request an id that is safe to log and forward: the
+// client's X-Request-Id, if it is sane, else a fresh one. The id goes back
+// to the client on the response, into the access log, and upstream with
+// the request (see upstreamHeaders).
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(HeaderRequestID)
 		if !validRequestID(id) {
 			id = rand.Text()
 		}
-		r.Header.Set(HeaderRequestID, id)
-		w.Header().Set(HeaderRequestID, id)
+		w.Header()[HeaderRequestID] = []string{id}
 		recordFrom(r.Context()).requestID = id
 		next.ServeHTTP(w, r)
 	})
