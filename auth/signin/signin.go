@@ -148,11 +148,11 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 // cookie validates the login-token cookie of r. It returns
 // auth.ErrNoCredentials when there is none.
 func (h *Handler) cookie(ctx context.Context, r *http.Request) (*session.Validated, error) {
-	c, err := r.Cookie(h.cfg.Sessions.CookieName())
-	if err != nil {
+	value, ok := cookieValue(r, h.cfg.Sessions.CookieName())
+	if !ok {
 		return nil, auth.ErrNoCredentials
 	}
-	return h.cfg.Sessions.Validate(ctx, c.Value)
+	return h.cfg.Sessions.Validate(ctx, value)
 }
 
 // fromCookie is the identity of a valid login-token cookie; clientID is
