@@ -44,7 +44,26 @@ type User struct {
 }
 
 // Groups returns the distinct group names of all memberships, sorted.
+// It runs for every authenticated request: memberships kept sorted, as
+// stores return them, need neither a set nor a sort.
 func (u *User) Groups() []string {
+	out := make([]string, 0, len(u.Memberships))
+	for i, m := range u.Memberships {
+		if i > 0 {
+			prev := u.Memberships[i-1].Group
+			if m.Group < prev {
+				return u.groupsUnsorted()
+			}
+			if m.Group == prev {
+				continue
+			}
+		}
+		out = append(out, m.Group)
+	}
+	return out
+}
+
+func (u *User) groupsUnsorted() []string {
 	seen := make(map[string]struct{}, len(u.Memberships))
 	out := make([]string, 0, len(u.Memberships))
 	for _, m := range u.Memberships {
