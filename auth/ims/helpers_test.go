@@ -208,3 +208,24 @@ func imsClaims(created time.Time) map[string]any {
 		"expires_in": "86400000",
 	}
 }
+
+// signRaw signs an arbitrary payload under an already encoded header, for
+// payloads json.Marshal would not produce.
+func signRaw(t testing.TB, header string, payload []byte) string {
+	t.Helper()
+	signing := header + "." + b64(payload)
+	sig, err := jwt.SigningMethodRS256.Sign(signing, keyA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + b64(sig)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

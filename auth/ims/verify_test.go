@@ -180,7 +180,19 @@ func TestVerify(t *testing.T) {
 		{name: "a.b.c.d", want: ErrMalformed, token: "a.b.c.d"},
 		{name: "a.b.c", want: ErrMalformed, token: "a.b.c"},
 		{name: "9 KiB", want: ErrMalformed, token: parts[0] + "." + strings.Repeat("A", 9<<10) + "." + parts[2]},
-		{name: "payload not JSON", want: ErrMalformed, token: parts[0] + "." + b64([]byte("not json")) + "." + parts[2]},
+		// Claims are read only once the signature holds: an unsigned
+		// change is a bad signature whatever it contains.
+		{name: "payload not JSON, not signed", want: ErrBadSignature, token: parts[0] + "." + b64([]byte("not json")) + "." + parts[2]},
+		{name: "payload not JSON", want: ErrMalformed, token: signRaw(t, parts[0], []byte("not json"))},
+		{name: "payload a JSON array", want: ErrMalformed, token: signRaw(t, parts[0], []byte(`["user_id"]`))},
+		{name: "claim named twice", want: ErrMalformed, token: signRaw(t, parts[0],
+			[]byte(strings.Replace(string(mustJSON(t, imsClaims(created))), `"user_id":`, `"user_id":"admin@AdobeID","user_id":`, 1)))},
+		{name: "claim names differ in case only", want: ErrMalformed, token: tok(func(h, c map[string]any) {
+			c["User_ID"] = c["user_id"] // encoding/json would read it as user_id
+			delete(c, "user_id")
+		})},
+		{name: "header crit", want: ErrMalformed, token: tok(func(h, c map[string]any) { h["crit"] = []string{"exp"} })},
+		{name: "header not JSON", want: ErrMalformed, token: b64([]byte("{alg")) + "." + parts[1] + "." + parts[2]},
 		{name: "expires_in not a number", want: ErrMalformed, token: tok(func(h, c map[string]any) { c["expires_in"] = "soon" })},
 		{name: "missing user_id", want: ErrMalformed, token: tok(func(h, c map[string]any) { delete(c, "user_id") })},
 		{name: "no expiry claims", want: ErrNoExpiry, token: tok(func(h, c map[string]any) {
