@@ -53,6 +53,9 @@ type Config struct {
 	Transport Transport
 	// Logger receives the access log and upstream errors. Nil: no logs.
 	Logger *zap.Logger
+	// AccessLog, when set, writes the access log instead of Logger (same
+	// lines, written directly; see AccessLogJSON).
+	AccessLog *AccessLogJSON
 }
 
 // Defaults for Config.
@@ -78,7 +81,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName}
 	return chain(newForwarder(cfg, headers, log),
-		accessLog(log),
+		accessLog(log, cfg.AccessLog),
 		requestID,
 		stripIdentityHeaders,
 		reserved.middleware,
@@ -134,6 +137,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.AccessLog != nil && cfg.AccessLog.W == nil {
+		return cfg, errors.New("AccessLog.W is required when AccessLog is set")
 	}
 	return cfg, nil
 }

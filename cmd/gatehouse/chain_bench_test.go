@@ -69,12 +69,12 @@ func newChainEnv(b *testing.B) *chainEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { devNull.Close() })
-	log, err := newLogger("info", "json", devNull)
+	lg, err := newLogs("info", "json", devNull)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, lg)
 	if err != nil {
 		b.Fatal(err)
 	}

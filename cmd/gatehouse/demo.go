@@ -112,14 +112,14 @@ func startDemo(ctx context.Context, stdout, stderr io.Writer, verbose bool) (*de
 		d.stop()
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
-	log := zap.NewNop()
+	lg := logs{log: zap.NewNop()}
 	if verbose {
-		if log, err = newLogger("info", "console", stderr); err != nil {
+		if lg, err = newLogs("info", "console", stderr); err != nil {
 			d.stop()
 			return nil, err
 		}
 	}
-	if d.app, err = newApp(ctx, cfg, log); err != nil {
+	if d.app, err = newApp(ctx, cfg, lg); err != nil {
 		d.stop()
 		return nil, err
 	}

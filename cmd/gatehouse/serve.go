@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
 	"github.com/gatehouse-proxy/gatehouse/proxy/egress"
+	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
 )
@@ -44,12 +45,13 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	lg, err := newLogs(cfg.LogLevel, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
+	log := lg.log
 	defer func() { _ = log.Sync() }()
-	a, err := newApp(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, lg)
 	if err != nil {
 		log.Error("start-up failed", zap.Error(err))
 		return err
@@ -62,46 +64,62 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return a.serve(ctx, ln)
 }
 
-func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+// logs is where Gatehouse logs: a zap logger for everything, and, when
+// the log is JSON at level info or below, the access log written directly
+// to the same output (proxy.AccessLogJSON: the same lines, at a third of
+// the cost).
+type logs struct {
+	log    *zap.Logger
+	access *proxy.AccessLogJSON // nil: the access log goes through log
+}
+
+// proxyLoggerName names the proxy's logger, access log included.
+const proxyLoggerName = "proxy"
+
+func newLogs(level, format string, w io.Writer) (logs, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("GATEHOUSE_LOG_LEVEL: %w", err)
-	}
-	var enc zapcore.Encoder
-	if format == "console" {
-		ec := zap.NewDevelopmentEncoderConfig()
-		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-		enc = zapcore.NewConsoleEncoder(ec)
-	} else {
-		ec := zap.NewProductionEncoderConfig()
-		ec.EncodeTime = iso8601TimeEncoder
-		enc = zapcore.NewJSONEncoder(ec)
+		return logs{}, fmt.Errorf("GATEHOUSE_LOG_LEVEL: %w", err)
 	}
 	// Buffered, not a write(2) per line: that cost about 3 µs of CPU per
 	// proxied request, some 5% of the cookie path. See logWriter.
-	return zap.New(zapcore.NewCore(enc, newLogWriter(w), lvl)), nil
+	out := newLogWriter(w)
+	if format == "console" {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		return logs{log: zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(ec), out, lvl))}, nil
+	}
+	// AccessLogJSON writes what this encoder would.
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = jsonlog.ISO8601TimeEncoder
+	l := logs{log: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl))}
+	if lvl.Enabled(zapcore.InfoLevel) {
+		l.access = &proxy.AccessLogJSON{W: out, Name: proxyLoggerName}
+	}
+	return l, nil
 }
 
 // app is a wired Gatehouse: every component, built from one config.
 type app struct {
-	cfg      *config
-	log      *zap.Logger
-	store    session.Store
-	keys     *ims.KeySet
-	sessions *session.Manager
-	handler  http.Handler
+	cfg       *config
+	log       *zap.Logger
+	accessLog *proxy.AccessLogJSON
+	store     session.Store
+	keys      *ims.KeySet
+	sessions  *session.Manager
+	handler   http.Handler
 
 	// The egress listener's, when GATEHOUSE_EGRESS_LISTEN is set.
 	tokens *techacct.Source
 	egress http.Handler
 }
 
-func newApp(ctx context.Context, cfg *config, log *zap.Logger) (*app, error) {
+func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
 	store, err := sqlite.Open(ctx, cfg.sqlitePath)
 	if err != nil {
 		return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
 	}
-	a := &app{cfg: cfg, log: log, store: store}
+	a := &app{cfg: cfg, log: lg.log, accessLog: lg.access, store: store}
 	if err := a.wire(ctx); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -207,7 +225,8 @@ func (a *app) wire(ctx context.Context) error {
 		PassCookie:        cfg.PassCookie,
 		CookieName:        a.sessions.CookieName(),
 		Transport:         upstreamTransport,
-		Logger:            log.Named("proxy"),
+		Logger:            log.Named(proxyLoggerName),
+		AccessLog:         a.accessLog,
 	})
 	return err
 }
