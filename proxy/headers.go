@@ -124,32 +124,32 @@ type upstreamHeaders struct {
 
 func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 	h := out.Header
-	if id := recordFrom(in.Context()).requestID; id != "" {
-		h[HeaderRequestID] = []string{id}
-	}
-	if id, ok := auth.FromContext(in.Context()); ok {
-		h[HeaderUser] = []string{id.UserID}
-		setOrDelete(h, HeaderEmail, id.Email)
-		setOrDelete(h, HeaderGroups, strings.Join(id.Groups, ","))
-	}
+	// Credentials go first, so that the map has room for what is added.
 	if !p.passAuthorization {
 		delete(h, "Authorization")
 	}
 	if !p.passCookie {
 		removeCookie(h, p.cookieName)
 	}
+	// One backing array for the values, as Header.Clone does.
+	vals := make([]string, 0, 4)
+	set := func(name, value string) {
+		if value == "" {
+			delete(h, name)
+			return
+		}
+		vals = append(vals, value)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(HeaderRequestID, recordFrom(in.Context()).requestID)
+	if id, ok := auth.FromContext(in.Context()); ok {
+		set(HeaderUser, id.UserID)
+		set(HeaderEmail, id.Email)
+		set(HeaderGroups, strings.Join(id.Groups, ","))
+	}
 }
 
 var errInvalidIdentity = errors.New("identity contains characters not allowed in a header")
-
-// setOrDelete sets a header whose name is already canonical.
-func setOrDelete(h http.Header, name, value string) {
-	if value == "" {
-		delete(h, name)
-		return
-	}
-	h[name] = []string{value}
-}
 
 // validGroups reports whether the groups, joined with commas, can be sent
 // as a header value.
