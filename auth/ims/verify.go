@@ -1,6 +1,7 @@
 package ims
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -154,7 +155,8 @@ func decodePart(part string, v any) error {
 	if err != nil {
 		return errors.New("not base64url")
 	}
-	if len(b) == 0 || b[0] != '{' {
+	// A JSON null would decode into zero values without an error.
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return errors.New("not a JSON object")
 	}
 	if err := json.Unmarshal(b, v); err != nil {

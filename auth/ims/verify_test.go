@@ -185,6 +185,8 @@ func TestVerify(t *testing.T) {
 		{name: "payload not JSON, not signed", want: ErrBadSignature, token: parts[0] + "." + b64([]byte("not json")) + "." + parts[2]},
 		{name: "payload not JSON", want: ErrMalformed, token: signRaw(t, parts[0], []byte("not json"))},
 		{name: "payload a JSON array", want: ErrMalformed, token: signRaw(t, parts[0], []byte(`["user_id"]`))},
+		{name: "payload JSON null", want: ErrMalformed, token: signRaw(t, parts[0], []byte(` null`))},
+		{name: "payload after whitespace", token: signRaw(t, parts[0], append([]byte("\n "), mustJSON(t, imsClaims(created))...))},
 		{name: "claim named twice", want: ErrMalformed, token: signRaw(t, parts[0],
 			[]byte(strings.Replace(string(mustJSON(t, imsClaims(created))), `"user_id":`, `"user_id":"admin@AdobeID","user_id":`, 1)))},
 		{name: "claim names differ in case only", want: ErrMalformed, token: tok(func(h, c map[string]any) {
