@@ -246,6 +246,11 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 	// IMS client's timeout still bounds it.
 	ch := a.flight.DoChan(string(h[:]), func() (any, error) {
 		claims, err := a.validateUncached(context.WithoutCancel(ctx), token)
+		if err == nil {
+			// Cached for up to the token's lifetime, for up to CacheSize
+			// tokens: keep only what is read after validation.
+			claims = claims.Essential()
+		}
 		a.mu.Lock()
 		a.store(h, claims, err, now)
 		a.mu.Unlock()

@@ -80,6 +80,17 @@ type Claims struct {
 	SID  string `json:"sid,omitempty"`
 }
 
+// Essential returns a copy of c with the claims that matter once a token
+// has been validated (type, cluster, client, user, validity) and without
+// the others (ids of the session, the refresh token, scopes…), so that a
+// cache of validations does not keep every claim's string alive.
+func (c *Claims) Essential() *Claims {
+	return &Claims{
+		Type: c.Type, ClientID: c.ClientID, UserID: c.UserID, Cluster: c.Cluster,
+		CreatedAt: c.CreatedAt, ExpiresIn: c.ExpiresIn, Exp: c.Exp, NotBefore: c.NotBefore,
+	}
+}
+
 // ExpiresAt is when the token stops being valid: the earlier of
 // created_at+expires_in and exp, whichever are present. The zero time means
 // the token states no expiry (which Verify rejects).

@@ -359,3 +359,20 @@ func BenchmarkVerifyRejectForged(b *testing.B) {
 		}
 	}
 }
+
+func TestEssentialKeepsWhatIsChecked(t *testing.T) {
+	exp, nbf := int64(1_900_000_000), int64(1_700_000_000)
+	c := &Claims{ID: "id", Type: TypeAccessToken, ClientID: "client", UserID: "u@AdobeID", Cluster: "ims-na1",
+		Scope: "openid", CreatedAt: 1_800_000_000_000, ExpiresIn: 86_400_000, Exp: &exp, NotBefore: &nbf,
+		AAID: "aa", SID: "sid", RTID: "rtid"}
+	e := c.Essential()
+	if e.Type != c.Type || e.ClientID != c.ClientID || e.UserID != c.UserID || e.Cluster != c.Cluster {
+		t.Errorf("Essential() = %+v: lost a checked claim of %+v", e, c)
+	}
+	if !e.ExpiresAt().Equal(c.ExpiresAt()) || !e.ValidFrom().Equal(c.ValidFrom()) {
+		t.Errorf("validity changed: %v–%v, want %v–%v", e.ValidFrom(), e.ExpiresAt(), c.ValidFrom(), c.ExpiresAt())
+	}
+	if e.Scope != "" || e.ID != "" || e.SID != "" || e.RTID != "" || e.AAID != "" {
+		t.Errorf("Essential() = %+v: kept claims nothing reads after validation", e)
+	}
+}
