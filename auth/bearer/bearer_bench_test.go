@@ -12,14 +12,14 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/ims/imstest"
 )
 
-// benchAuthenticator is a local-mode Authenticator trusting an emulator of
-// its own, and a token of that emulator's.
-func benchAuthenticator(b *testing.B) (*bearer.Authenticator, string) {
+const benchClient = "bench-client_1_0"
+
+// benchEmulator is an emulator of the benchmark's own, and a local-mode
+// verifier trusting its keys.
+func benchEmulator(b *testing.B) (*imstest.Server, *ims.Verifier) {
 	b.Helper()
-	const client, user = "bench-client_1_0", "BE0C0000000000000001@AdobeID"
 	emu := imstest.NewServer(imstest.Options{})
 	b.Cleanup(emu.Close)
-	emu.AddUser(imstest.User{ID: user, Email: "bench@example.com"})
 	keys, err := ims.NewKeySet(ims.KeySetConfig{JWKSURL: emu.URL + "/ims/keys"})
 	if err != nil {
 		b.Fatal(err)
@@ -27,15 +27,31 @@ func benchAuthenticator(b *testing.B) (*bearer.Authenticator, string) {
 	if err := keys.Load(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	v, err := ims.NewVerifier(ims.VerifierConfig{Keys: keys, Cluster: imstest.DefaultCluster, ClientIDs: []string{client}})
+	v, err := ims.NewVerifier(ims.VerifierConfig{Keys: keys, Cluster: imstest.DefaultCluster, ClientIDs: []string{benchClient}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := bearer.New(bearer.Config{Mode: bearer.ModeLocal, Verifier: v, ClientIDs: []string{client}, Cluster: imstest.DefaultCluster})
+	return emu, v
+}
+
+func newBenchAuthenticator(b *testing.B, v *ims.Verifier) *bearer.Authenticator {
+	b.Helper()
+	a, err := bearer.New(bearer.Config{Mode: bearer.ModeLocal, Verifier: v, ClientIDs: []string{benchClient}, Cluster: imstest.DefaultCluster})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok, _, err := emu.MintToken(imstest.TokenRequest{UserID: user, ClientID: client})
+	return a
+}
+
+// benchAuthenticator is a local-mode Authenticator trusting an emulator of
+// its own, and a token of that emulator's.
+func benchAuthenticator(b *testing.B) (*bearer.Authenticator, string) {
+	b.Helper()
+	const user = "BE0C0000000000000001@AdobeID"
+	emu, v := benchEmulator(b)
+	emu.AddUser(imstest.User{ID: user, Email: "bench@example.com"})
+	a := newBenchAuthenticator(b, v)
+	tok, _, err := emu.MintToken(imstest.TokenRequest{UserID: user, ClientID: benchClient})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,35 +110,20 @@ func BenchmarkExtract(b *testing.B) {
 // 3,000 distinct tokens validated, heap after GC before and after.
 func BenchmarkCacheMemory(b *testing.B) {
 	const n = 3000
-	const client = "bench-client_1_0"
-	emu := imstest.NewServer(imstest.Options{})
-	b.Cleanup(emu.Close)
-	keys, err := ims.NewKeySet(ims.KeySetConfig{JWKSURL: emu.URL + "/ims/keys"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := keys.Load(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	v, err := ims.NewVerifier(ims.VerifierConfig{Keys: keys, Cluster: imstest.DefaultCluster, ClientIDs: []string{client}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	emu, v := benchEmulator(b)
 	toks := make([]string, n)
 	for i := range toks {
 		user := fmt.Sprintf("BE0C%016X@AdobeID", i)
 		emu.AddUser(imstest.User{ID: user, Email: "bench@example.com"})
-		if toks[i], _, err = emu.MintToken(imstest.TokenRequest{UserID: user, ClientID: client}); err != nil {
+		var err error
+		if toks[i], _, err = emu.MintToken(imstest.TokenRequest{UserID: user, ClientID: benchClient}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	ctx := context.Background()
 	var per float64
 	for b.Loop() {
-		a, err := bearer.New(bearer.Config{Mode: bearer.ModeLocal, Verifier: v, ClientIDs: []string{client}, Cluster: imstest.DefaultCluster})
-		if err != nil {
-			b.Fatal(err)
-		}
+		a := newBenchAuthenticator(b, v)
 		before := heapAfterGC()
 		for _, tok := range toks {
 			if _, err := a.Authenticate(ctx, tok); err != nil {
