@@ -222,29 +222,21 @@ func (a *Authenticator) Forget(h Hash) {
 
 func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
 	now := a.now()
-	a.mu.Lock()
-	if e, ok := a.cache[h]; ok {
-		switch {
-		case e.err != nil && now.Before(e.errUntil):
-			a.mu.Unlock()
-			return nil, e.err
-		case e.err == nil && now.After(e.expiresAt.Add(a.cfg.ClockSkew)):
-			delete(a.cache, h)
-			a.mu.Unlock()
-			return nil, expiredError(nil)
-		case e.err == nil && (e.recheckAt.IsZero() || now.Before(e.recheckAt)):
-			a.mu.Unlock()
-			return e.claims, nil
-		}
-		delete(a.cache, h)
+	if claims, ok, err := a.lookup(h, now); ok {
+		return claims, err
 	}
-	a.mu.Unlock()
 	// One validation per token at a time: a burst of requests carrying a new
 	// token costs one signature check and at most one IMS call. The shared
 	// work is detached from the first caller's cancellation, so a client
 	// that hangs up does not fail everyone waiting on the same token; the
 	// IMS client's timeout still bounds it.
 	ch := a.flight.DoChan(string(h[:]), func() (any, error) {
+		// A caller that missed the cache just before another's flight
+		// stored its outcome starts a flight of its own: look again, so
+		// that a token is still verified once.
+		if claims, ok, err := a.lookup(h, now); ok {
+			return claims, err
+		}
 		claims, err := a.validateUncached(context.WithoutCancel(ctx), token)
 		if err == nil {
 			// Cached for up to the token's lifetime, for up to CacheSize
@@ -263,6 +255,28 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// lookup answers from the cache: ok is false when the token must be
+// validated (not cached, or due for a remote recheck).
+func (a *Authenticator) lookup(h Hash, now time.Time) (claims *ims.Claims, ok bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, found := a.cache[h]
+	if !found {
+		return nil, false, nil
+	}
+	switch {
+	case e.err != nil && now.Before(e.errUntil):
+		return nil, true, e.err
+	case e.err == nil && now.After(e.expiresAt.Add(a.cfg.ClockSkew)):
+		delete(a.cache, h)
+		return nil, true, expiredError(nil)
+	case e.err == nil && (e.recheckAt.IsZero() || now.Before(e.recheckAt)):
+		return e.claims, true, nil
+	}
+	delete(a.cache, h)
+	return nil, false, nil
 }
 
 // store caches an outcome; a.mu must be held. Only definite outcomes are
