@@ -161,6 +161,11 @@ func TestLoadGenerators(t *testing.T) {
 			if !r.Exhausted || len(seen) < len(tokens)-4 {
 				t.Errorf("exhausted %v, %d tokens seen, want (about) all %d", r.Exhausted, len(seen), len(tokens))
 			}
+			// 500 requests on loopback take milliseconds; the rate must be
+			// over that time, not the whole one-second run.
+			if r.Seconds <= 0 || r.Seconds > 0.9 {
+				t.Errorf("timed %.3fs for a run whose tokens ran out early, want the time until they did", r.Seconds)
+			}
 			if r.Statuses["401"] == 0 || r.Statuses["401"] > int64(len(tokens)) {
 				t.Errorf("statuses %v", r.Statuses)
 			}

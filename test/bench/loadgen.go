@@ -184,6 +184,19 @@ exhausted = 0
 		b.WriteString(`
 local tokens = {}
 local idx = 1
+-- wrk divides by the whole -d duration even when a thread stops early, so
+-- a thread whose tokens run out times itself with the monotonic clock.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } gh_timespec;
+int clock_gettime(int clk, gh_timespec *ts);
+]]
+local ts = ffi.new("gh_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000000 + math.floor(tonumber(ts.tv_nsec) / 1000)
+end
+local started
 function init(args)
   local i = 0
   for line in io.lines(tokens_file) do
@@ -195,10 +208,12 @@ function init(args)
 end
 
 function request()
+  if not started then started = now_us() end
   if idx > #tokens then
     if not wrap then
       -- Out of tokens: stop. wrk may still send what this returns, so it
       -- is Gatehouse's health check rather than a token seen before.
+      if exhausted == 0 then wrk.thread:set("ran_us", now_us() - started) end
       exhausted = 1
       wrk.thread:stop()
       return wrk.format("GET", "/gatehouse/healthz", static)
@@ -225,8 +240,17 @@ end
 function done(summary, latency, requests)
   local ex = 0
   local st = {}
+  -- A run cut short by running out of tokens lasted as long as its
+  -- longest-running thread, not the -d duration wrk reports.
+  local ran = 0
   for _, t in ipairs(threads) do
-    if t:get("exhausted") == 1 then ex = ex + 1 end
+    local r = t:get("ran_us")
+    if t:get("exhausted") == 1 and r then
+      ex = ex + 1
+      if r > ran then ran = r end
+    else
+      ran = summary.duration
+    end
     local s = t:get("statuses")
     if s then
       for k, v in pairs(s) do st[k] = (st[k] or 0) + v end
@@ -238,7 +262,7 @@ function done(summary, latency, requests)
   io.write(string.format(
     "BENCHJSON {\"requests\":%d,\"duration_us\":%d,\"p50_us\":%d,\"p90_us\":%d,\"p99_us\":%d,\"max_us\":%d," ..
     "\"status_errors\":%d,\"net_errors\":%d,\"exhausted\":%d,\"statuses\":{%s}}\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    summary.requests, math.min(ran, summary.duration), latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout,
     ex, table.concat(parts, ",")))
 end
