@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/auth/ims/rs256"
 )
 
 // KeySetConfig configures a KeySet. At least one of JWKSURL and CertsURL
@@ -83,7 +85,7 @@ type KeySet struct {
 	fetches atomic.Int64
 	// jwks is the key set of the last successful JWKS fetch, by kid; nil
 	// before the first one. Replaced whole, never modified.
-	jwks atomic.Pointer[map[string]*rsa.PublicKey]
+	jwks atomic.Pointer[map[string]*rs256.Key]
 
 	mu          sync.RWMutex
 	jwksFlight  *flight   // the JWKS fetch under way, or nil
@@ -97,13 +99,13 @@ type KeySet struct {
 // flight is one fetch that concurrent callers share.
 type flight struct {
 	done chan struct{} // closed when key and err are set
-	key  *rsa.PublicKey
+	key  *rs256.Key
 	err  error
 }
 
 func newFlight() *flight { return &flight{done: make(chan struct{})} }
 
-func (f *flight) wait(ctx context.Context) (*rsa.PublicKey, error) {
+func (f *flight) wait(ctx context.Context) (*rs256.Key, error) {
 	select {
 	case <-f.done:
 		return f.key, f.err
@@ -114,10 +116,10 @@ func (f *flight) wait(ctx context.Context) (*rsa.PublicKey, error) {
 
 // certEntry is what is known about one certificate file name.
 type certEntry struct {
-	key     *rsa.PublicKey // kept once obtained
-	err     error          // negative result, remembered for MinRefreshInterval
-	attempt time.Time      // start of the last fetch
-	fl      *flight        // fetch under way, or nil
+	key     *rs256.Key // kept once obtained
+	err     error      // negative result, remembered for MinRefreshInterval
+	attempt time.Time  // start of the last fetch
+	fl      *flight    // fetch under way, or nil
 }
 
 // NewKeySet checks cfg and returns a KeySet holding no keys yet: call Load
@@ -290,7 +292,7 @@ func (k *KeySet) Run(ctx context.Context) {
 // never fetched, nor treated as a URL. The error wraps ErrUnknownKey when
 // the key host was asked and does not publish the key, and
 // ErrKeysUnavailable when it could not be asked or did not answer.
-func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, error) {
+func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rs256.Key, error) {
 	if x5u != "" && !validCertName(x5u) {
 		return nil, fmt.Errorf("ims keys: x5u is not a bare certificate file name: %w", ErrMalformed)
 	}
@@ -305,7 +307,7 @@ func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, erro
 	if useCerts {
 		k.mu.RLock()
 		e := k.certs[x5u]
-		var key *rsa.PublicKey
+		var key *rs256.Key
 		if e != nil {
 			key = e.key
 		}
@@ -346,7 +348,7 @@ func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, erro
 // jwksMiss handles a kid not in the key set held: it refreshes the JWKS
 // unless one was fetched less than MinRefreshInterval ago, sharing a fetch
 // under way.
-func (k *KeySet) jwksMiss(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+func (k *KeySet) jwksMiss(ctx context.Context, kid string) (*rs256.Key, error) {
 	k.mu.Lock()
 	fl := k.jwksFlight
 	if fl == nil {
@@ -417,7 +419,7 @@ type jwk struct {
 }
 
 // fetchJWKS fetches and parses the JWKS. Its errors wrap ErrKeysUnavailable.
-func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rs256.Key, error) {
 	body, _, err := k.get(ctx, k.jwksURL, maxJWKSBody)
 	if err != nil {
 		return nil, fmt.Errorf("ims keys: JWKS: %w: %w", ErrKeysUnavailable, err)
@@ -428,7 +430,7 @@ func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rsa.PublicKey, erro
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("ims keys: JWKS: %w: decode: %w", ErrKeysUnavailable, err)
 	}
-	keys := make(map[string]*rsa.PublicKey, len(doc.Keys))
+	keys := make(map[string]*rs256.Key, len(doc.Keys))
 	for i := range doc.Keys {
 		j := &doc.Keys[i]
 		key, err := parseJWK(j)
@@ -449,7 +451,7 @@ func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rsa.PublicKey, erro
 
 // parseJWK returns the RSA signing key of a JWKS entry, from n and e, or
 // from the first certificate of x5c when they are absent.
-func parseJWK(j *jwk) (*rsa.PublicKey, error) {
+func parseJWK(j *jwk) (*rs256.Key, error) {
 	switch {
 	case j.Kid == "":
 		return nil, errors.New("no kid")
@@ -482,32 +484,29 @@ func parseJWK(j *jwk) (*rsa.PublicKey, error) {
 	for _, b := range e {
 		ei = ei<<8 | int(b)
 	}
-	key := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ei}
-	if err := checkRSA(key); err != nil {
-		return nil, err
-	}
-	return key, nil
+	return prepare(&rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ei})
 }
 
 func decodeB64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// checkRSA accepts keys of 2048 to 8192 bits with a sane exponent.
-func checkRSA(key *rsa.PublicKey) error {
+// prepare accepts keys of 2048 to 8192 bits with a sane exponent, and
+// readies them for verification once rather than per token.
+func prepare(key *rsa.PublicKey) (*rs256.Key, error) {
 	if bits := key.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return fmt.Errorf("RSA modulus of %d bits: want %d to %d", bits, minRSABits, maxRSABits)
+		return nil, fmt.Errorf("RSA modulus of %d bits: want %d to %d", bits, minRSABits, maxRSABits)
 	}
 	if key.E < 3 || key.E > 1<<31-1 || key.E%2 == 0 {
-		return fmt.Errorf("RSA exponent %d: want an odd number from 3 to 2^31-1", key.E)
+		return nil, fmt.Errorf("RSA exponent %d: want an odd number from 3 to 2^31-1", key.E)
 	}
-	return nil
+	return rs256.NewKey(key)
 }
 
 // parseCertificate takes the RSA public key of a certificate, PEM or DER.
 // Validity dates are not checked: IMS keeps signing with its certificates
 // past them, and what matters is that the key host publishes them.
-func parseCertificate(b []byte) (*rsa.PublicKey, error) {
+func parseCertificate(b []byte) (*rs256.Key, error) {
 	der := b
 	if block, _ := pem.Decode(b); block != nil {
 		if block.Type != "CERTIFICATE" {
@@ -523,10 +522,7 @@ func parseCertificate(b []byte) (*rsa.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("certificate key is %T, not RSA", cert.PublicKey)
 	}
-	if err := checkRSA(key); err != nil {
-		return nil, err
-	}
-	return key, nil
+	return prepare(key)
 }
 
 // validCertName accepts a bare file name: 1 to 128 of [A-Za-z0-9._-], and
@@ -550,7 +546,7 @@ func validCertName(s string) bool {
 // cert returns the key of the certificate named, fetching it unless it
 // was tried less than MinRefreshInterval ago (the result is remembered),
 // and within the budget of new names per interval.
-func (k *KeySet) cert(ctx context.Context, name string) (*rsa.PublicKey, error) {
+func (k *KeySet) cert(ctx context.Context, name string) (*rs256.Key, error) {
 	k.mu.Lock()
 	now := k.now()
 	e := k.certs[name]
@@ -616,7 +612,7 @@ func (k *KeySet) pruneCerts(now time.Time) {
 // not have (403, 404 or 410: static hosts answer 403 for missing objects) or
 // that is not a usable RSA certificate gives ErrUnknownKey; any other
 // failure ErrKeysUnavailable.
-func (k *KeySet) fetchCert(ctx context.Context, name string) (*rsa.PublicKey, error) {
+func (k *KeySet) fetchCert(ctx context.Context, name string) (*rs256.Key, error) {
 	body, status, err := k.get(ctx, k.certsURL+name, maxCertBody)
 	if err != nil {
 		switch status {

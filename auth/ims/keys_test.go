@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/auth/ims/rs256"
 )
 
 func newTestKeySet(t *testing.T, cfg KeySetConfig) *KeySet {
@@ -24,8 +26,8 @@ func newTestKeySet(t *testing.T, cfg KeySetConfig) *KeySet {
 	return k
 }
 
-func sameKey(a *rsa.PublicKey, b *rsa.PublicKey) bool {
-	return a != nil && b != nil && a.Equal(b)
+func sameKey(a *rs256.Key, b *rsa.PublicKey) bool {
+	return a != nil && b != nil && a.Public().Equal(b)
 }
 
 func TestNewKeySetConfig(t *testing.T) {
