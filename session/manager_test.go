@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -1300,4 +1301,40 @@ func BenchmarkCacheMemory(b *testing.B) {
 		per = fillCache(b, 100_000, 100_000)
 	}
 	b.ReportMetric(per, "B/token")
+}
+
+// TestNewLoginTokenID: 16 bytes of unpadded base64url, the first 6 the
+// Unix milliseconds, big-endian (so a store's id index fills in time
+// order), the other 10 random (so ids of one millisecond differ).
+func TestNewLoginTokenID(t *testing.T) {
+	at := time.UnixMilli(0x0123_4567_89AB)
+	seen := map[string]bool{}
+	for range 1000 {
+		id, err := NewLoginTokenID(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(id)
+		if err != nil || len(raw) != idBytes || len(id) != idLen {
+			t.Fatalf("id %q: %d bytes, %v; want %d bytes of unpadded base64url", id, len(raw), err, idBytes)
+		}
+		if want := []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB}; !bytes.Equal(raw[:6], want) {
+			t.Fatalf("id %q starts %x, want the milliseconds %x", id, raw[:6], want)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice in one millisecond", id)
+		}
+		seen[id] = true
+	}
+	// Issue uses it: the stored token's id carries its creation time.
+	f := newFixture(t, ManagerConfig{})
+	_, lt := f.issue(t, f.alice)
+	raw, _ := base64.RawURLEncoding.DecodeString(lt.ID)
+	var ms int64
+	for _, b := range raw[:6] {
+		ms = ms<<8 | int64(b)
+	}
+	if ms != lt.CreatedAt.UnixMilli() {
+		t.Errorf("issued id %q holds %d ms, want its creation time %d", lt.ID, ms, lt.CreatedAt.UnixMilli())
+	}
 }

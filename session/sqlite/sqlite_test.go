@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/storetest"
 )
@@ -114,6 +116,72 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 	if !slices.Equal(versions, want) {
 		t.Errorf("schema_migrations versions = %v, want %v", versions, want)
+	}
+}
+
+// TestMigrationDropsTokenUserIndex upgrades a version-2 database (with
+// its index on login_tokens.user_id and a token stored): the index goes,
+// the token stays, and deleting a user by hand still deletes its tokens.
+func TestMigrationDropsTokenUserIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s := openFile(t, path)
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	tok := &session.LoginToken{ID: "tok-v2", UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateLoginToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 2 as it was released.
+	db := rawDB(t, path)
+	for _, q := range []string{
+		`CREATE INDEX login_tokens_user_id ON login_tokens (user_id)`,
+		`DELETE FROM schema_migrations WHERE version > 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	indexes := func() []string {
+		rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'login_tokens' AND sql IS NOT NULL ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		return names
+	}
+	if got := indexes(); !slices.Contains(got, "login_tokens_user_id") {
+		t.Fatalf("set-up: indexes %v", got)
+	}
+
+	s = openFile(t, path)
+	defer s.Close()
+	if got := indexes(); !slices.Equal(got, []string{"login_tokens_expires_at"}) {
+		t.Errorf("login_tokens indexes after migrating = %v, want only login_tokens_expires_at", got)
+	}
+	if v := appliedVersions(t, path); len(v) != len(migrations) {
+		t.Errorf("schema_migrations versions = %v, want %d of them", v, len(migrations))
+	}
+	if got, err := s.GetLoginToken(ctx, tok.ID); err != nil || got.UserID != "u1" {
+		t.Fatalf("token after migrating = %+v, %v", got, err)
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM users WHERE id = 'u1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLoginToken(ctx, tok.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("token of a user deleted by hand: err = %v, want ErrNotFound (ON DELETE CASCADE)", err)
 	}
 }
 
@@ -503,18 +571,53 @@ func BenchmarkExtendLoginToken(b *testing.B) {
 }
 
 // BenchmarkCreateLoginTokenParallel is the sign-in burst: 64 goroutines
-// writing login tokens at once, as concurrent first-seen bearers do.
+// writing login tokens at once, as concurrent first-seen bearers do, into
+// a store already holding 100,000 tokens of 1,000 users, with the ids the
+// session manager makes.
 func BenchmarkCreateLoginTokenParallel(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
+	const users, stored = 1000, 100_000
+	for i := range users {
+		p := benchProfile
+		p.ID = fmt.Sprintf("u%d@AdobeID", i)
+		if _, err := s.SyncUser(ctx, p, benchGroups[:3], t0); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var n atomic.Int64
+	create := func() error {
+		i := n.Add(1)
+		now := time.Now()
+		id, err := session.NewLoginTokenID(now)
+		if err != nil {
+			return err
+		}
+		return s.CreateLoginToken(ctx, &session.LoginToken{ID: id, UserID: fmt.Sprintf("u%d@AdobeID", i%users),
+			SecretHash: make([]byte, 32), CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour)})
+	}
+	var g errgroup.Group
+	for range 64 {
+		g.Go(func() error {
+			for range stored / 64 {
+				if err := create(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.SetParallelism(32) // x GOMAXPROCS goroutines
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tok := &session.LoginToken{ID: fmt.Sprintf("par-%d", n.Add(1)), UserID: benchProfile.ID, SecretHash: make([]byte, 32), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-			if err := s.CreateLoginToken(ctx, tok); err != nil {
-				b.Fatal(err)
+			if err := create(); err != nil {
+				b.Error(err)
+				return
 			}
 		}
 	})
