@@ -139,6 +139,9 @@ const (
 	// statement (see CreateLoginToken).
 	sqlCreateToken = `INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`
+	// sqlCreateTokens is followed by one "(?, ?, ?, ?, ?)" per row. Without
+	// a conflict clause, one bad row fails the whole statement.
+	sqlCreateTokens   = `INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES `
 	sqlExtendToken    = `UPDATE login_tokens SET expires_at = ? WHERE id = ?`
 	sqlDeleteToken    = `DELETE FROM login_tokens WHERE id = ?`
 	sqlUserProfile    = `SELECT email, name, first_name, last_name, created_at, updated_at, synced_at FROM users WHERE id = ?`

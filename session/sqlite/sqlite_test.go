@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -674,6 +675,49 @@ func TestTokenBatchOutcomesArePerRow(t *testing.T) {
 	}
 	if got, _ := s.CountLoginTokens(ctx); got != stored {
 		t.Errorf("%d tokens stored, want %d", got, stored)
+	}
+}
+
+// TestTokenBatchWrittenWhole: tokens written together by the multi-row
+// INSERT each come back with their own fields, and a lone token (its own
+// single-row transaction) too.
+func TestTokenBatchWrittenWhole(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	t.Cleanup(func() { _ = s.Close() })
+	for _, u := range []string{"u0", "u1", "u2"} {
+		if _, err := s.SyncUser(ctx, session.Profile{ID: u}, nil, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := func(i int) *session.LoginToken {
+		return &session.LoginToken{ID: fmt.Sprintf("w%d", i), UserID: fmt.Sprintf("u%d", i%3), SecretHash: []byte{byte(i), byte(i >> 8), 7},
+			CreatedAt: t0.Add(time.Duration(i) * time.Millisecond), ExpiresAt: t0.Add(time.Hour + time.Duration(i)*time.Second)}
+	}
+	const n = 300
+	if err := s.CreateLoginToken(ctx, tok(n)); err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	for i := range n {
+		g.Go(func() error { return s.CreateLoginToken(ctx, tok(i)) })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.tokens.multi) == 0 {
+		t.Error("300 concurrent tokens were never written by a multi-row INSERT")
+	}
+	for i := range n + 1 {
+		want := tok(i)
+		got, err := s.GetLoginToken(ctx, want.ID)
+		if err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+		if got.UserID != want.UserID || !bytes.Equal(got.SecretHash, want.SecretHash) ||
+			!got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) {
+			t.Errorf("token %d = %+v, want %+v", i, got, want)
+		}
 	}
 }
 

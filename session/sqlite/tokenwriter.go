@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +31,12 @@ var errClosed = errors.New("session store is closed")
 // SQLite a failing statement is undone without aborting the transaction.
 type tokenWriter struct {
 	db     *sql.DB
-	insert *sql.Stmt
+	insert *sql.Stmt // one row, ON CONFLICT DO NOTHING: each row's own outcome
+
+	// multi holds, by row count, the prepared multi-row INSERTs; only the
+	// writer goroutine uses it and args.
+	multi map[int]*sql.Stmt
+	args  []any
 
 	mu     sync.RWMutex // held for reading while enqueuing, for writing by close
 	closed bool
@@ -45,7 +51,8 @@ type tokenReq struct {
 }
 
 func newTokenWriter(db *sql.DB, insert *sql.Stmt) *tokenWriter {
-	w := &tokenWriter{db: db, insert: insert, queue: make(chan *tokenReq, maxTokenBatch), done: make(chan struct{})}
+	w := &tokenWriter{db: db, insert: insert, multi: map[int]*sql.Stmt{},
+		queue: make(chan *tokenReq, maxTokenBatch), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -110,13 +117,70 @@ func (w *tokenWriter) run() {
 		}
 		w.write(batch)
 	}
+	for _, st := range w.multi {
+		_ = st.Close()
+	}
 }
 
-// write inserts a batch in one transaction and tells each caller its
-// outcome. If the commit fails, every row of the batch failed.
+// write stores a batch and tells each caller its outcome. The usual batch
+// is written by one multi-row INSERT, its own transaction: BEGIN, COMMIT
+// and a statement per row cost more than the rows themselves. When that
+// statement fails (a row for an unknown user or with a taken id, and then
+// SQLite has undone the whole statement), the batch is written again row
+// by row in one transaction, each row with its own outcome; if that
+// commit fails, every row of the batch failed.
 func (w *tokenWriter) write(batch []*tokenReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	live := batch[:0:0]
+	for _, req := range batch {
+		if req.ctx.Err() == nil {
+			live = append(live, req)
+		}
+	}
+	if len(batch) == 1 && len(live) == 1 {
+		batch[0].result <- insertToken(ctx, w.insert, batch[0].t) // a transaction of its own
+		return
+	}
+	if len(live) == len(batch) && w.insertAll(ctx, live) == nil {
+		for _, req := range batch {
+			req.result <- nil
+		}
+		return
+	}
+	w.writeRows(ctx, batch)
+}
+
+// insertAll writes every token of batch with one statement, or none.
+func (w *tokenWriter) insertAll(ctx context.Context, batch []*tokenReq) error {
+	st := w.multi[len(batch)]
+	if st == nil {
+		var q strings.Builder
+		q.WriteString(sqlCreateTokens)
+		for i := range batch {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?, ?, ?)")
+		}
+		var err error
+		if st, err = w.db.PrepareContext(ctx, q.String()); err != nil {
+			return err
+		}
+		w.multi[len(batch)] = st
+	}
+	w.args = w.args[:0]
+	for _, req := range batch {
+		t := req.t
+		w.args = append(w.args, t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
+	}
+	_, err := st.ExecContext(ctx, w.args...)
+	clear(w.args) // drop the references to the tokens
+	return err
+}
+
+// writeRows inserts a batch row by row in one transaction.
+func (w *tokenWriter) writeRows(ctx context.Context, batch []*tokenReq) {
 	errs := make([]error, len(batch))
 	err := func() error {
 		tx, err := w.db.BeginTx(ctx, nil)
