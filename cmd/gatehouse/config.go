@@ -72,6 +72,8 @@ type config struct {
 	MaxHeaderBytes    int           `env:"MAX_HEADER_BYTES" envDefault:"65536" help:"largest request header block accepted"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long in-flight requests may finish after SIGTERM"`
 
+	GCHeadroomMiB int `env:"GC_HEADROOM_MIB" envDefault:"32" help:"keep the garbage collector's heap goal at least this many MiB above the live heap (fewer collections for a small heap, at the cost of that much memory); 0: Go's default; off when GOGC or GOMEMLIMIT is set"`
+
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json" help:"json or console"`
 
@@ -246,6 +248,9 @@ func (c *config) validate(vars map[string]string) error {
 	}
 	if c.MaxHeaderBytes < 4096 {
 		bad("MAX_HEADER_BYTES", "%d: at least 4096", c.MaxHeaderBytes)
+	}
+	if c.GCHeadroomMiB < 0 || c.GCHeadroomMiB > 16<<10 {
+		bad("GC_HEADROOM_MIB", "%d: from 0 (off) to 16384", c.GCHeadroomMiB)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

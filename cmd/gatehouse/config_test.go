@@ -34,6 +34,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"sync interval", c.SyncInterval, time.Hour},
 		{"idle pool per host", c.UpstreamMaxIdleConnsPerHost, 256},
 		{"bearer sign-in off without client ids", len(c.IMSClientIDs), 0},
+		{"GC headroom", c.GCHeadroomMiB, 32},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -96,6 +97,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"org format", []string{up, "GATEHOUSE_IMS_ORG=1234"}, "GATEHOUSE_IMS_ORG"},
 		{"prefix", []string{up, "GATEHOUSE_PREFIX=gatehouse"}, "GATEHOUSE_PREFIX"},
 		{"log level", []string{up, "GATEHOUSE_LOG_LEVEL=loud"}, "GATEHOUSE_LOG_LEVEL"},
+		{"negative GC headroom", []string{up, "GATEHOUSE_GC_HEADROOM_MIB=-1"}, "GATEHOUSE_GC_HEADROOM_MIB"},
+		{"GC headroom past 16 GiB", []string{up, "GATEHOUSE_GC_HEADROOM_MIB=20000"}, "GATEHOUSE_GC_HEADROOM_MIB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	log := lg.log
 	defer func() { _ = log.Sync() }()
+	if t := startGCPolicy(cfg, environ(), log); t != nil {
+		defer t.Stop()
+	}
 	a, err := newApp(ctx, cfg, lg)
 	if err != nil {
 		log.Error("start-up failed", zap.Error(err))

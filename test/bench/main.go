@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,7 @@ type options struct {
 	profile     string
 	overlay     string
 	barePool    bool
+	bareGC      int
 	env         envFlags
 }
 
@@ -74,7 +76,8 @@ func (e *envFlags) Set(v string) error {
 
 func main() {
 	if os.Getenv(roleEnv) == roleBare {
-		if err := runBare(os.Getenv(upstreamEnv), os.Getenv(bufferPoolEnv) != "false"); err != nil {
+		gc, _ := strconv.Atoi(os.Getenv(gcHeadroomEnv))
+		if err := runBare(os.Getenv(upstreamEnv), bareOptions{bufferPool: os.Getenv(bufferPoolEnv) != "false", gcHeadroomMiB: gc}); err != nil {
 			fmt.Fprintln(os.Stderr, "bare proxy:", err)
 			os.Exit(1)
 		}
@@ -98,6 +101,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of Gatehouse and the bare proxy, and allocation profiles of Gatehouse, under each path's first round to this directory (builds gatehouse with a profiling hook added through go build -overlay)")
 	flag.StringVar(&o.overlay, "overlay", "", "build gatehouse with this go build -overlay file (relative paths from the module root), to measure a variant without changing the checkout")
 	flag.BoolVar(&o.barePool, "bare-buffer-pool", true, "give the bare proxy Gatehouse's pool of copy buffers (false: a ReverseProxy's default, a new 32 KiB buffer per request)")
+	flag.IntVar(&o.bareGC, "bare-gc-headroom", 0, "give the bare proxy Gatehouse's GC tuning (proxy/gctune) with this many MiB of headroom, as GATEHOUSE_GC_HEADROOM_MIB gives Gatehouse (32 by default); 0: Go's defaults, as a plain proxy runs")
 	flag.Var(&o.env, "env", "a GATEHOUSE_NAME=value setting for Gatehouse on top of the benchmark's own (repeatable), e.g. to measure GATEHOUSE_IMS_VALIDATION=both")
 	flag.Parse()
 
@@ -189,7 +193,7 @@ func run(ctx context.Context, o options) error {
 		b.res.LoadGenerator.Threads = 0
 	}
 	b.res.Settings = settingsInfo{Duration: o.duration.String(), Rounds: o.rounds, TokenRounds: o.tokenRounds,
-		BareBufferPool: o.barePool, Command: "go run ./test/bench " + strings.Join(os.Args[1:], " ")}
+		BareBufferPool: o.barePool, BareGCHeadroomMiB: o.bareGC, GatehouseGC: gatehouseGC(o.env), Command: "go run ./test/bench " + strings.Join(os.Args[1:], " ")}
 	b.res.Settings.Command = strings.TrimSpace(b.res.Settings.Command)
 	say("machine: %s, %d CPUs, %s; load generator: %s, %d connections", b.res.Machine.CPU, b.res.Machine.CPUs, b.res.Machine.Go, b.gen.name(), o.connections)
 
@@ -224,7 +228,7 @@ func run(ctx context.Context, o options) error {
 	if b.prof != nil {
 		profileDir = b.prof.dir
 	}
-	if b.bare, err = startBare("http://"+upstream, profileDir, o.barePool); err != nil {
+	if b.bare, err = startBare("http://"+upstream, profileDir, bareOptions{bufferPool: o.barePool, gcHeadroomMiB: o.bareGC}); err != nil {
 		return err
 	}
 	defer b.bare.stop()
@@ -675,4 +679,24 @@ func (b *bench) saveProfiles(bin string) error {
 	say("allocations during a run: go tool pprof -sample_index=alloc_space -diff_base %s %s",
 		filepath.Join(b.o.profile, pathCookie+".allocs-base.prof"), filepath.Join(b.o.profile, pathCookie+".allocs.prof"))
 	return nil
+}
+
+// gatehouseGC says how Gatehouse's garbage collector was set up: by the
+// operator's GOGC or GOMEMLIMIT, which it inherits, or by its own tuning.
+func gatehouseGC(env envFlags) string {
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			return fmt.Sprintf("%s=%s, inherited from the environment (its own tuning is then off)", k, v)
+		}
+	}
+	mib := "32"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GATEHOUSE_GC_HEADROOM_MIB="); ok {
+			mib = v
+		}
+	}
+	if mib == "0" {
+		return "Go's defaults (GATEHOUSE_GC_HEADROOM_MIB=0)"
+	}
+	return "heap goal kept " + mib + " MiB above the live heap (GATEHOUSE_GC_HEADROOM_MIB)"
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/proxy"
+	"github.com/gatehouse-proxy/gatehouse/proxy/gctune"
 )
 
 // process is a proxy running as a child process, so that its memory is its
@@ -324,17 +325,24 @@ const (
 	roleBare      = "bare-proxy"
 	upstreamEnv   = "GATEHOUSE_BENCH_UPSTREAM"
 	bufferPoolEnv = "GATEHOUSE_BENCH_BUFFER_POOL"
+	gcHeadroomEnv = "GATEHOUSE_BENCH_GC_HEADROOM_MIB"
 	bareListens   = "bare proxy listening on "
 )
 
-func startBare(upstream, profileDir string, bufferPool bool) (*process, error) {
+// bareOptions are what the floor may be given of Gatehouse's own tuning.
+type bareOptions struct {
+	bufferPool    bool // Gatehouse's pool of copy buffers
+	gcHeadroomMiB int  // Gatehouse's GC tuning (proxy/gctune); 0: Go's defaults
+}
+
+func startBare(upstream, profileDir string, o bareOptions) (*process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), roleEnv+"="+roleBare, upstreamEnv+"="+upstream,
-		bufferPoolEnv+"="+strconv.FormatBool(bufferPool))
+		bufferPoolEnv+"="+strconv.FormatBool(o.bufferPool), gcHeadroomEnv+"="+strconv.Itoa(o.gcHeadroomMiB))
 	if profileDir != "" {
 		cmd.Env = append(cmd.Env, profileEnv+"="+profileDir)
 	}
@@ -349,9 +357,13 @@ func startBare(upstream, profileDir string, bufferPool bool) (*process, error) {
 
 // runBare is the floor: a plain httputil.ReverseProxy to the upstream with
 // the connection pool, copy-buffer pool and server limits Gatehouse uses
-// by default, and nothing else. Without bufferPool it allocates its copy
-// buffers, as a ReverseProxy does unless told otherwise.
-func runBare(upstream string, bufferPool bool) error {
+// by default, and nothing else. Without o.bufferPool it allocates its copy
+// buffers, as a ReverseProxy does unless told otherwise; with
+// o.gcHeadroomMiB it has Gatehouse's GC tuning, else Go's defaults.
+func runBare(upstream string, o bareOptions) error {
+	if o.gcHeadroomMiB > 0 {
+		gctune.Start(uint64(o.gcHeadroomMiB) << 20)
+	}
 	u, err := url.Parse(upstream)
 	if err != nil {
 		return err
@@ -371,7 +383,7 @@ func runBare(upstream string, bufferPool bool) error {
 			MaxIdleConnsPerHost:   256,
 		}),
 	}
-	if bufferPool {
+	if o.bufferPool {
 		// The floor is then Gatehouse's own forwarding without
 		// authentication, identity headers and access log.
 		rp.BufferPool = proxy.NewBufferPool()

@@ -48,6 +48,11 @@ type settingsInfo struct {
 	Gatehouse   []string `json:"gatehouse_settings"`
 	// BareBufferPool says the bare proxy had Gatehouse's copy-buffer pool.
 	BareBufferPool bool `json:"bare_buffer_pool"`
+	// BareGCHeadroomMiB is the GC headroom the bare proxy was given
+	// (-bare-gc-headroom); 0: Go's defaults.
+	BareGCHeadroomMiB int `json:"bare_gc_headroom_mib"`
+	// GatehouseGC is Gatehouse's GC setting, as it was started.
+	GatehouseGC string `json:"gatehouse_gc"`
 }
 
 // pathResult is one path: every round of both targets and their medians.
@@ -205,7 +210,12 @@ func (r *results) print(w io.Writer) {
 	if !r.Settings.BareBufferPool {
 		floor = "the bare proxy has Gatehouse's connection pool, and allocates its copy buffers per request (-bare-buffer-pool=false)"
 	}
-	fmt.Fprintf(w, "Floor: %s.\n", floor)
+	if r.Settings.BareGCHeadroomMiB > 0 {
+		floor += fmt.Sprintf(", and Gatehouse's GC tuning with %d MiB of headroom (-bare-gc-headroom)", r.Settings.BareGCHeadroomMiB)
+	} else {
+		floor += "; its garbage collector runs with Go's defaults"
+	}
+	fmt.Fprintf(w, "Floor: %s. Gatehouse's garbage collector: %s.\n", floor, r.Settings.GatehouseGC)
 	fmt.Fprintf(w, "Load generator: %s; per path %d rounds (%d for the paths needing a new token per request), each a %s run of the bare proxy and one of Gatehouse back to back; medians over the rounds, ratio = median of the rounds' ratios\n\n",
 		lg, r.Settings.Rounds, r.Settings.TokenRounds, r.Settings.Duration)
 	fmt.Fprintln(w, "| path | bare req/s | gatehouse req/s | ratio | bare p50 | gatehouse p50 | bare p99 | gatehouse p99 | proxy CPU/req bare → gatehouse | budget |")
