@@ -96,7 +96,7 @@ func main() {
 	flag.Int64Var(&o.streamBytes, "stream-bytes", 1<<30, "bytes uploaded and downloaded through Gatehouse")
 	flag.IntVar(&o.memTokens, "mem-tokens", 100_000, "login tokens cached for the memory figure")
 	flag.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary to measure (default: built from this checkout)")
-	flag.IntVar(&o.firstRate, "first-seen-rate", 5000, "expected requests/s of Gatehouse for first-seen bearers: sizes the tokens minted beforehand")
+	flag.IntVar(&o.firstRate, "first-seen-rate", 8000, "expected requests/s of Gatehouse for first-seen bearers: sizes the tokens minted beforehand")
 	flag.IntVar(&o.signinRate, "first-signin-rate", 1500, "expected requests/s of Gatehouse for first sign-ins: sizes the users and tokens made beforehand")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of Gatehouse and the bare proxy, and allocation profiles of Gatehouse, under each path's first round to this directory (builds gatehouse with a profiling hook added through go build -overlay)")
 	flag.StringVar(&o.overlay, "overlay", "", "build gatehouse with this go build -overlay file (relative paths from the module root), to measure a variant without changing the checkout")
