@@ -18,8 +18,8 @@ import (
 // barriers as a sixth of the cookie path's CPU.
 //
 // Tuner keeps the heap goal at least headroom bytes above the live heap:
-// after every collection it sets GOGC to max(100, 100·headroom/live), so
-// a small heap is collected every headroom bytes of allocation while a
+// after every collection it sets GOGC (see PercentFor) so that the goal
+// is max(live + headroom, 2·live): a small heap is collected every headroom bytes of allocation while a
 // large one (100,000 cached login tokens and more) keeps Go's default of
 // twice the live heap. The cost is at most headroom bytes of extra
 // resident memory.
@@ -71,10 +71,19 @@ func (t *Tuner) tune() {
 }
 
 // PercentFor is the GOGC that puts the heap goal headroom bytes above a
-// live heap of live bytes, and no lower than Go's default.
+// live heap of live bytes, and no lower than Go's default. The runtime's
+// goal is max(live·(1+GOGC/100), 4 MiB·GOGC/100): its minimum heap
+// grows with GOGC too, so for a live heap under about 4 MiB (and before
+// the first collection, when live reads 0) the second term is what sets
+// the goal, and GOGC is chosen so that it comes to live + headroom.
 func PercentFor(headroom, live uint64) int {
-	p := headroom * 100 / max(live, 1)
-	return int(min(max(p, 100), maxGCPercent))
+	const minHeap = 4 << 20 // the runtime's heap minimum at GOGC=100
+	p := uint64(maxGCPercent)
+	if live > 0 {
+		p = min(p, headroom*100/live)
+	}
+	p = min(p, (live+headroom)*100/minHeap)
+	return int(max(p, 100))
 }
 
 // Stop ends the tuning and gives GOGC back its default.

@@ -14,22 +14,20 @@ func TestPercentFor(t *testing.T) {
 		headroom, live uint64
 		want           int
 	}{
-		{32 * mib, 2 * mib, 1600},     // small heap: goal = live + 32 MiB
-		{32 * mib, 16 * mib, 200},     // goal = 48 MiB
-		{32 * mib, 32 * mib, 100},     // from here on, Go's default
-		{32 * mib, 500 * mib, 100},    // never below the default
-		{32 * mib, 1024, 10_000},      // nearly empty: bounded
-		{32 * mib, 0, 10_000},         // no reading yet
-		{64 * mib, 4 * mib, 1600},     // scales with the headroom
-		{1 * mib, 3 * mib / 2, 100},   // rounds down, floored at 100
-		{3 * mib, 2 * mib, 150},       // 100·3/2
-		{0, 2 * mib, 100},             // no headroom: the default
-		{16 << 30, 1 * mib, 10_000},   // huge headroom: bounded
-		{32 * mib, 1 << 40, 100},      // huge heap
-		{32 * mib, 33 * mib, 100},     // just past the switch
-		{32 * mib, 31 * mib, 103},     // just before it
-		{32 * mib, 8 * mib, 400},      // goal = 40 MiB
-		{32 * mib, 3200 * 1024, 1024}, // 100·32768/3200
+		{32 * mib, 16 * mib, 200},         // goal = 48 MiB
+		{32 * mib, 8 * mib, 400},          // goal = 40 MiB
+		{32 * mib, 4 * mib, 800},          // both terms: 4·9 = 4·800/100 = 36 MiB
+		{32 * mib, 2 * mib, 850},          // minimum-heap term: 4·8.5 = 34 MiB
+		{32 * mib, 0, 800},                // before the first collection: 32 MiB
+		{32 * mib, 1024, 800},             // nearly empty
+		{32 * mib, 32 * mib, 100},         // from here on, Go's default
+		{32 * mib, 31 * mib, 103},         // just before it
+		{32 * mib, 500 * mib, 100},        // never below the default
+		{32 * mib, 1 << 40, 100},          // huge heap
+		{64 * mib, 8 * mib, 800},          // scales with the headroom
+		{0, 2 * mib, 100},                 // no headroom: the default
+		{3 * mib, 2 * mib, 125},           // minimum-heap term: (2+3)/4
+		{16 << 30, 1 * mib, maxGCPercent}, // huge headroom: bounded
 	}
 	for _, tt := range tests {
 		if got := PercentFor(tt.headroom, tt.live); got != tt.want {
