@@ -148,20 +148,7 @@ func TestMigrationDropsTokenUserIndex(t *testing.T) {
 		}
 	}
 	indexes := func() []string {
-		rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'login_tokens' AND sql IS NOT NULL ORDER BY name`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var names []string
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			names = append(names, n)
-		}
-		return names
+		return column[string](t, db, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'login_tokens' AND sql IS NOT NULL ORDER BY name`)
 	}
 	if got := indexes(); !slices.Contains(got, "login_tokens_user_id") {
 		t.Fatalf("set-up: indexes %v", got)
@@ -441,14 +428,20 @@ func TestTwoStoresOneFile(t *testing.T) {
 // appliedVersions lists schema_migrations of the database at path.
 func appliedVersions(t *testing.T, path string) []int {
 	t.Helper()
-	rows, err := rawDB(t, path).Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	return column[int](t, rawDB(t, path), `SELECT version FROM schema_migrations ORDER BY version`)
+}
+
+// column returns the one column of query's rows.
+func column[T any](t *testing.T, db *sql.DB, query string) []T {
+	t.Helper()
+	rows, err := db.Query(query)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []int
+	var out []T
 	for rows.Next() {
-		var v int
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
