@@ -132,17 +132,18 @@ func (w *tokenWriter) run() {
 func (w *tokenWriter) write(batch []*tokenReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	live := batch[:0:0]
+	waited := true // every caller still waits: none of the tokens is to be skipped
 	for _, req := range batch {
-		if req.ctx.Err() == nil {
-			live = append(live, req)
+		if req.ctx.Err() != nil {
+			waited = false
+			break
 		}
 	}
-	if len(batch) == 1 && len(live) == 1 {
+	if len(batch) == 1 && waited {
 		batch[0].result <- insertToken(ctx, w.insert, batch[0].t) // a transaction of its own
 		return
 	}
-	if len(live) == len(batch) && w.insertAll(ctx, live) == nil {
+	if waited && w.insertAll(ctx, batch) == nil {
 		for _, req := range batch {
 			req.result <- nil
 		}
