@@ -3,7 +3,6 @@ module github.com/gatehouse-proxy/gatehouse
 go 1.26.0
 
 require (
-	filippo.io/bigmod v0.1.0
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/go-json-experiment/json v1.27.2
 	github.com/golang-jwt/jwt/v5 v5.3.1

@@ -1,6 +1,7 @@
 package ims
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -228,4 +229,19 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// clockedKeySet returns a key set of cfg on a fake clock, loaded.
+func clockedKeySet(t *testing.T, cfg KeySetConfig) (*KeySet, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	k, err := NewKeySet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.now = clk.Now
+	if err := k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return k, clk
 }

@@ -10,17 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/gatehouse-proxy/gatehouse/auth/ims/rs256"
 )
 
 // KeySetConfig configures a KeySet. At least one of JWKSURL and CertsURL
@@ -66,7 +66,16 @@ const (
 	// certFetchBudget caps fetches of certificate names not yet seen per
 	// MinRefreshInterval, so that tokens naming random x5u files cannot
 	// turn the proxy into a load generator against the certificate host.
+	// IMS publishes two or three certificates and changes them rarely, so
+	// eight a window leaves room for a rotation; a name over budget is an
+	// unknown key (401), not an outage, and a real certificate is never
+	// kept waiting behind junk names because a token naming one is also
+	// tried against the keys already held (see verify).
 	certFetchBudget = 8
+	// maxFallbackKeys caps the keys an x5u-named token is tried against when
+	// its certificate cannot be had: each try is a signature check, and IMS
+	// holds two or three keys at a time.
+	maxFallbackKeys = 4
 	maxCertName     = 128
 )
 
@@ -85,7 +94,10 @@ type KeySet struct {
 	fetches atomic.Int64
 	// jwks is the key set of the last successful JWKS fetch, by kid; nil
 	// before the first one. Replaced whole, never modified.
-	jwks atomic.Pointer[map[string]*rs256.Key]
+	jwks atomic.Pointer[map[string]*rsa.PublicKey]
+	// held is every key held, JWKS keys by kid then certificates by name,
+	// for tokens whose certificate cannot be had; rebuilt under mu.
+	held atomic.Pointer[[]*rsa.PublicKey]
 
 	mu          sync.RWMutex
 	jwksFlight  *flight   // the JWKS fetch under way, or nil
@@ -99,13 +111,13 @@ type KeySet struct {
 // flight is one fetch that concurrent callers share.
 type flight struct {
 	done chan struct{} // closed when key and err are set
-	key  *rs256.Key
+	key  *rsa.PublicKey
 	err  error
 }
 
 func newFlight() *flight { return &flight{done: make(chan struct{})} }
 
-func (f *flight) wait(ctx context.Context) (*rs256.Key, error) {
+func (f *flight) wait(ctx context.Context) (*rsa.PublicKey, error) {
 	select {
 	case <-f.done:
 		return f.key, f.err
@@ -116,10 +128,10 @@ func (f *flight) wait(ctx context.Context) (*rs256.Key, error) {
 
 // certEntry is what is known about one certificate file name.
 type certEntry struct {
-	key     *rs256.Key // kept once obtained
-	err     error      // negative result, remembered for MinRefreshInterval
-	attempt time.Time  // start of the last fetch
-	fl      *flight    // fetch under way, or nil
+	key     *rsa.PublicKey // kept once obtained
+	err     error          // negative result, remembered for MinRefreshInterval
+	attempt time.Time      // start of the last fetch
+	fl      *flight        // fetch under way, or nil
 }
 
 // NewKeySet checks cfg and returns a KeySet holding no keys yet: call Load
@@ -292,7 +304,7 @@ func (k *KeySet) Run(ctx context.Context) {
 // never fetched, nor treated as a URL. The error wraps ErrUnknownKey when
 // the key host was asked and does not publish the key, and
 // ErrKeysUnavailable when it could not be asked or did not answer.
-func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rs256.Key, error) {
+func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, error) {
 	if x5u != "" && !validCertName(x5u) {
 		return nil, fmt.Errorf("ims keys: x5u is not a bare certificate file name: %w", ErrMalformed)
 	}
@@ -307,7 +319,7 @@ func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rs256.Key, error) {
 	if useCerts {
 		k.mu.RLock()
 		e := k.certs[x5u]
-		var key *rs256.Key
+		var key *rsa.PublicKey
 		if e != nil {
 			key = e.key
 		}
@@ -348,30 +360,44 @@ func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rs256.Key, error) {
 // jwksMiss handles a kid not in the key set held: it refreshes the JWKS
 // unless one was fetched less than MinRefreshInterval ago, sharing a fetch
 // under way.
-func (k *KeySet) jwksMiss(ctx context.Context, kid string) (*rs256.Key, error) {
+func (k *KeySet) jwksMiss(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	k.mu.Lock()
 	fl := k.jwksFlight
 	if fl == nil {
 		if !k.jwksAttempt.IsZero() && k.now().Sub(k.jwksAttempt) < k.minRefresh {
 			err := k.jwksErr
 			k.mu.Unlock()
-			if err != nil {
-				return nil, fmt.Errorf("ims keys: kid %q: %w", clip(kid), err)
-			}
-			return nil, fmt.Errorf("ims keys: kid %q: %w", clip(kid), ErrUnknownKey)
+			return nil, k.kidMissError(kid, err)
 		}
 		fl = k.startJWKSFetch(ctx)
 	}
 	k.mu.Unlock()
 	if _, err := fl.wait(ctx); err != nil {
-		return nil, fmt.Errorf("ims keys: kid %q: %w", clip(kid), err)
+		return nil, k.kidMissError(kid, err)
 	}
 	if m := k.jwks.Load(); m != nil {
 		if key := (*m)[kid]; key != nil {
 			return key, nil
 		}
 	}
-	return nil, fmt.Errorf("ims keys: kid %q: %w", clip(kid), ErrUnknownKey)
+	return nil, k.kidMissError(kid, nil)
+}
+
+// kidMissError is the error for a kid that is not in the key set, after
+// the last refresh ended with fetchErr (nil: it succeeded). Only with no
+// key set at all is it "try later" (ErrKeysUnavailable). Once one is held,
+// a kid it lacks is an unknown key even if the refresh failed: otherwise
+// tokens naming random kids would turn a key-host hiccup into 503s that
+// say the proxy is down, while tokens naming the keys held work.
+func (k *KeySet) kidMissError(kid string, fetchErr error) error {
+	switch {
+	case fetchErr == nil:
+		return fmt.Errorf("ims keys: kid %q: %w", clip(kid), ErrUnknownKey)
+	case k.jwks.Load() == nil:
+		return fmt.Errorf("ims keys: kid %q: %w", clip(kid), fetchErr)
+	}
+	// The fetch error is printed, not wrapped: one sentinel per error.
+	return fmt.Errorf("ims keys: kid %q: not in the key set held, which could not be refreshed (%v): %w", clip(kid), fetchErr, ErrUnknownKey)
 }
 
 // startJWKSFetch starts a shared JWKS fetch. k.mu must be held.
@@ -389,6 +415,7 @@ func (k *KeySet) startJWKSFetch(ctx context.Context) *flight {
 		k.mu.Lock()
 		if err == nil {
 			k.jwks.Store(&keys)
+			k.rebuildHeld()
 		} else if m := k.jwks.Load(); m != nil {
 			held = len(*m)
 		}
@@ -419,7 +446,7 @@ type jwk struct {
 }
 
 // fetchJWKS fetches and parses the JWKS. Its errors wrap ErrKeysUnavailable.
-func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rs256.Key, error) {
+func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rsa.PublicKey, error) {
 	body, _, err := k.get(ctx, k.jwksURL, maxJWKSBody)
 	if err != nil {
 		return nil, fmt.Errorf("ims keys: JWKS: %w: %w", ErrKeysUnavailable, err)
@@ -430,7 +457,7 @@ func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rs256.Key, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("ims keys: JWKS: %w: decode: %w", ErrKeysUnavailable, err)
 	}
-	keys := make(map[string]*rs256.Key, len(doc.Keys))
+	keys := make(map[string]*rsa.PublicKey, len(doc.Keys))
 	for i := range doc.Keys {
 		j := &doc.Keys[i]
 		key, err := parseJWK(j)
@@ -451,7 +478,7 @@ func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rs256.Key, error) {
 
 // parseJWK returns the RSA signing key of a JWKS entry, from n and e, or
 // from the first certificate of x5c when they are absent.
-func parseJWK(j *jwk) (*rs256.Key, error) {
+func parseJWK(j *jwk) (*rsa.PublicKey, error) {
 	switch {
 	case j.Kid == "":
 		return nil, errors.New("no kid")
@@ -484,29 +511,34 @@ func parseJWK(j *jwk) (*rs256.Key, error) {
 	for _, b := range e {
 		ei = ei<<8 | int(b)
 	}
-	return prepare(&rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ei})
+	return checkKey(&rsa.PublicKey{N: new(big.Int).SetBytes(n), E: ei})
 }
 
 func decodeB64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// prepare accepts keys of 2048 to 8192 bits with a sane exponent, and
-// readies them for verification once rather than per token.
-func prepare(key *rsa.PublicKey) (*rs256.Key, error) {
+// checkKey accepts keys of 2048 to 8192 bits with an odd modulus and a
+// sane exponent: the key-size policy is ours, whatever crypto/rsa would
+// tolerate, and a key refused here is skipped when the key set loads
+// rather than failing every token signed with it.
+func checkKey(key *rsa.PublicKey) (*rsa.PublicKey, error) {
 	if bits := key.N.BitLen(); bits < minRSABits || bits > maxRSABits {
 		return nil, fmt.Errorf("RSA modulus of %d bits: want %d to %d", bits, minRSABits, maxRSABits)
+	}
+	if key.N.Bit(0) == 0 {
+		return nil, errors.New("RSA modulus is even")
 	}
 	if key.E < 3 || key.E > 1<<31-1 || key.E%2 == 0 {
 		return nil, fmt.Errorf("RSA exponent %d: want an odd number from 3 to 2^31-1", key.E)
 	}
-	return rs256.NewKey(key)
+	return key, nil
 }
 
 // parseCertificate takes the RSA public key of a certificate, PEM or DER.
 // Validity dates are not checked: IMS keeps signing with its certificates
 // past them, and what matters is that the key host publishes them.
-func parseCertificate(b []byte) (*rs256.Key, error) {
+func parseCertificate(b []byte) (*rsa.PublicKey, error) {
 	der := b
 	if block, _ := pem.Decode(b); block != nil {
 		if block.Type != "CERTIFICATE" {
@@ -522,7 +554,7 @@ func parseCertificate(b []byte) (*rs256.Key, error) {
 	if !ok {
 		return nil, fmt.Errorf("certificate key is %T, not RSA", cert.PublicKey)
 	}
-	return prepare(key)
+	return checkKey(key)
 }
 
 // validCertName accepts a bare file name: 1 to 128 of [A-Za-z0-9._-], and
@@ -546,7 +578,7 @@ func validCertName(s string) bool {
 // cert returns the key of the certificate named, fetching it unless it
 // was tried less than MinRefreshInterval ago (the result is remembered),
 // and within the budget of new names per interval.
-func (k *KeySet) cert(ctx context.Context, name string) (*rs256.Key, error) {
+func (k *KeySet) cert(ctx context.Context, name string) (*rsa.PublicKey, error) {
 	k.mu.Lock()
 	now := k.now()
 	e := k.certs[name]
@@ -569,7 +601,10 @@ func (k *KeySet) cert(ctx context.Context, name string) (*rs256.Key, error) {
 	}
 	if k.certFetched >= certFetchBudget {
 		k.mu.Unlock()
-		return nil, fmt.Errorf("ims keys: x5u %q: too many certificate fetches, try later: %w", name, ErrKeysUnavailable)
+		// Most probably a junk name from a flood: IMS names few
+		// certificates. A real one is still accepted through the keys
+		// held (see verify), or fetched in a later window.
+		return nil, fmt.Errorf("ims keys: x5u %q: not fetched, the certificate fetch budget of this interval is spent: %w", name, ErrUnknownKey)
 	}
 	k.certFetched++
 	if e == nil {
@@ -587,6 +622,9 @@ func (k *KeySet) cert(ctx context.Context, name string) (*rs256.Key, error) {
 		key, err := k.fetchCert(ctx, name)
 		k.mu.Lock()
 		e.key, e.err, e.fl = key, err, nil
+		if key != nil {
+			k.rebuildHeld()
+		}
 		fl.key, fl.err = key, err
 		k.mu.Unlock()
 		close(fl.done)
@@ -597,6 +635,23 @@ func (k *KeySet) cert(ctx context.Context, name string) (*rs256.Key, error) {
 		}
 	}()
 	return fl.wait(ctx)
+}
+
+// rebuildHeld lists the keys held in a fixed order: JWKS keys by kid, then
+// certificates by name. k.mu must be held.
+func (k *KeySet) rebuildHeld() {
+	var held []*rsa.PublicKey
+	if m := k.jwks.Load(); m != nil {
+		for _, kid := range slices.Sorted(maps.Keys(*m)) {
+			held = append(held, (*m)[kid])
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(k.certs)) {
+		if key := k.certs[name].key; key != nil && !slices.ContainsFunc(held, func(h *rsa.PublicKey) bool { return h.Equal(key) }) {
+			held = append(held, key)
+		}
+	}
+	k.held.Store(&held)
 }
 
 // pruneCerts forgets negative results that have run out. k.mu must be held.
@@ -612,7 +667,7 @@ func (k *KeySet) pruneCerts(now time.Time) {
 // not have (403, 404 or 410: static hosts answer 403 for missing objects) or
 // that is not a usable RSA certificate gives ErrUnknownKey; any other
 // failure ErrKeysUnavailable.
-func (k *KeySet) fetchCert(ctx context.Context, name string) (*rs256.Key, error) {
+func (k *KeySet) fetchCert(ctx context.Context, name string) (*rsa.PublicKey, error) {
 	body, status, err := k.get(ctx, k.certsURL+name, maxCertBody)
 	if err != nil {
 		switch status {
