@@ -451,34 +451,54 @@ func (k *KeySet) fetchJWKS(ctx context.Context) (map[string]*rsa.PublicKey, erro
 	if err != nil {
 		return nil, fmt.Errorf("ims keys: JWKS: %w: %w", ErrKeysUnavailable, err)
 	}
+	keys, err := parseJWKS(body, func(j *jwk, err error) {
+		k.log.Debug("ims keys: JWKS entry skipped", zap.String("kid", clip(j.Kid)), zap.String("kty", clip(j.Kty)), zap.Error(err))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ims keys: JWKS: %w: %w", ErrKeysUnavailable, err)
+	}
+	return keys, nil
+}
+
+// parseJWKS returns the RSA signing keys of a JWKS document by kid. An
+// entry that is not one (another key type or use, a key too small, a
+// duplicate kid) is passed to skipped and left out; a document that is not
+// a JWKS, or holds no usable key, is an error.
+func parseJWKS(body []byte, skipped func(*jwk, error)) (map[string]*rsa.PublicKey, error) {
+	// Entries are decoded one by one, so that one of an unexpected shape
+	// (a numeric kid, say) is skipped rather than failing every key.
 	var doc struct {
-		Keys []jwk `json:"keys"`
+		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("ims keys: JWKS: %w: decode: %w", ErrKeysUnavailable, err)
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	keys := make(map[string]*rsa.PublicKey, len(doc.Keys))
-	for i := range doc.Keys {
-		j := &doc.Keys[i]
-		key, err := parseJWK(j)
+	for _, raw := range doc.Keys {
+		j := new(jwk)
+		key, err := parseJWK(j, raw)
 		if err == nil && keys[j.Kid] != nil {
 			err = errors.New("duplicate kid; the first is kept")
 		}
 		if err != nil {
-			k.log.Debug("ims keys: JWKS entry skipped", zap.String("kid", clip(j.Kid)), zap.String("kty", clip(j.Kty)), zap.Error(err))
+			skipped(j, err)
 			continue
 		}
 		keys[j.Kid] = key
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("ims keys: JWKS: %w: no usable RSA signing key among %d entries", ErrKeysUnavailable, len(doc.Keys))
+		return nil, fmt.Errorf("no usable RSA signing key among %d entries", len(doc.Keys))
 	}
 	return keys, nil
 }
 
-// parseJWK returns the RSA signing key of a JWKS entry, from n and e, or
+// parseJWK decodes raw, a JWKS entry, into j and returns its RSA signing
+// key, from n and e, or
 // from the first certificate of x5c when they are absent.
-func parseJWK(j *jwk) (*rsa.PublicKey, error) {
+func parseJWK(j *jwk, raw []byte) (*rsa.PublicKey, error) {
+	if err := json.Unmarshal(raw, j); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
 	switch {
 	case j.Kid == "":
 		return nil, errors.New("no kid")

@@ -344,7 +344,10 @@ func TestKeySetJWKSEntries(t *testing.T) {
 	evenE["e"] = b64([]byte{1, 0, 0})
 	noKid := jwkOf("", &keyB().PublicKey)
 	dup := jwkOf(testKid, &keyB().PublicKey)
-	srv := newKeyServer(t, jwksBody(t, jwkOf(testKid, &keyA().PublicKey), dup, small, enc, rs512, ec, evenE, noKid, x5cOnly))
+	// An entry of an unexpected shape is skipped, not fatal to the others.
+	numericKid := jwkOf("", &keyB().PublicKey)
+	numericKid["kid"] = 7
+	srv := newKeyServer(t, jwksBody(t, jwkOf(testKid, &keyA().PublicKey), dup, small, enc, rs512, ec, evenE, noKid, numericKid, x5cOnly))
 	k := newTestKeySet(t, KeySetConfig{JWKSURL: srv.jwksURL()})
 	ctx := context.Background()
 	if err := k.Load(ctx); err != nil {
