@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 )
@@ -88,9 +86,9 @@ type Authenticator struct {
 	clientIDs map[string]struct{}
 	now       func() time.Time
 
-	mu     sync.Mutex
-	cache  map[Hash]*entry
-	flight singleflight.Group // keyed by string(Hash)
+	mu      sync.Mutex
+	cache   map[Hash]*entry
+	flights map[Hash]*flight // validations under way
 }
 
 type entry struct {
@@ -136,6 +134,7 @@ func New(cfg Config) (*Authenticator, error) {
 		clientIDs: make(map[string]struct{}, len(cfg.ClientIDs)),
 		now:       cfg.Now,
 		cache:     make(map[Hash]*entry),
+		flights:   make(map[Hash]*flight),
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -222,46 +221,67 @@ func (a *Authenticator) Forget(h Hash) {
 
 func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
 	now := a.now()
+	a.mu.Lock()
 	if claims, ok, err := a.lookup(h, now); ok {
+		a.mu.Unlock()
 		return claims, err
 	}
 	// One validation per token at a time: a burst of requests carrying a new
-	// token costs one signature check and at most one IMS call. The shared
-	// work is detached from the first caller's cancellation, so a client
-	// that hangs up does not fail everyone waiting on the same token; the
-	// IMS client's timeout still bounds it.
-	ch := a.flight.DoChan(string(h[:]), func() (any, error) {
-		// A caller that missed the cache just before another's flight
-		// stored its outcome starts a flight of its own: look again, so
-		// that a token is still verified once.
-		if claims, ok, err := a.lookup(h, now); ok {
-			return claims, err
-		}
-		claims, err := a.validateUncached(context.WithoutCancel(ctx), token)
-		if err == nil {
-			// Cached for up to the token's lifetime, for up to CacheSize
-			// tokens: keep only what is read after validation.
-			claims = claims.Essential()
-		}
-		a.mu.Lock()
-		a.store(h, claims, err, now)
+	// token costs one signature check and at most one IMS call. The first
+	// caller validates on its own goroutine, the others wait for it or for
+	// their own context. The cache and the flights share one lock, so no
+	// caller can miss both the other's flight and its stored outcome.
+	if f := a.flights[h]; f != nil {
 		a.mu.Unlock()
-		return claims, err
-	})
-	select {
-	case r := <-ch:
-		claims, _ := r.Val.(*ims.Claims)
-		return claims, r.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		select {
+		case <-f.done:
+			return f.claims, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	f := &flight{done: make(chan struct{})}
+	a.flights[h] = f
+	a.mu.Unlock()
+
+	// Deferred, so that the waiters are released even if validation
+	// panics; the error of a panic is not cached.
+	f.err = errValidationAborted
+	defer func() {
+		a.mu.Lock()
+		a.store(h, f.claims, f.err, now)
+		delete(a.flights, h)
+		a.mu.Unlock()
+		close(f.done)
+	}()
+	// Detached from this caller's cancellation, so a client that hangs up
+	// does not fail everyone waiting on the same token; the IMS client's
+	// timeout still bounds it.
+	claims, err := a.validateUncached(context.WithoutCancel(ctx), token)
+	if err == nil {
+		// Cached for up to the token's lifetime, for up to CacheSize
+		// tokens: keep only what is read after validation.
+		claims = claims.Essential()
+	}
+	f.claims, f.err = claims, err
+	return claims, err
+}
+
+var errValidationAborted = errors.New("bearer: the validation of this token was aborted")
+
+// flight is a validation under way, which callers with the same token
+// wait for. It replaces singleflight.DoChan here, which starts a goroutine
+// per call: handing the work over and back cost more CPU on the first-seen
+// path than the signature check's rebuilding of the key's constants.
+type flight struct {
+	done   chan struct{} // closed once claims and err are set
+	claims *ims.Claims
+	err    error
 }
 
 // lookup answers from the cache: ok is false when the token must be
-// validated (not cached, or due for a remote recheck).
+// validated (not cached, or due for a remote recheck). a.mu must be held.
 func (a *Authenticator) lookup(h Hash, now time.Time) (claims *ims.Claims, ok bool, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	e, found := a.cache[h]
 	if !found {
 		return nil, false, nil
