@@ -39,7 +39,8 @@ type KeySetConfig struct {
 	HTTPClient *http.Client
 	// MinRefreshInterval bounds fetches caused by tokens: the JWKS is
 	// fetched at most once per interval however many unknown key ids
-	// arrive, and each certificate name at most once per interval. Zero:
+	// arrive, and each certificate name at most once per interval, with
+	// at most certFetchBudget (8) names not yet held per interval. Zero:
 	// 10 s.
 	MinRefreshInterval time.Duration
 	// RefreshInterval is the period of Run's background refresh. Zero: 1 h.
@@ -301,9 +302,12 @@ func (k *KeySet) Run(ctx context.Context) {
 // (either may be empty). It looks in the JWKS by kid first, then at the
 // certificate named by x5u, fetching as the rate limits allow. An x5u that
 // is not a bare file name makes the token malformed (ErrMalformed); it is
-// never fetched, nor treated as a URL. The error wraps ErrUnknownKey when
-// the key host was asked and does not publish the key, and
-// ErrKeysUnavailable when it could not be asked or did not answer.
+// never fetched, nor treated as a URL. The error wraps ErrKeysUnavailable
+// only when the key host could not be asked or did not answer and nothing
+// held can stand in: no key set at all for a kid, the certificate host
+// failing for an x5u. Otherwise it wraps ErrUnknownKey: the host does not
+// publish the key, or it was not asked because the interval's fetch budget
+// is spent, which is what a flood of made-up names meets.
 func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, error) {
 	if x5u != "" && !validCertName(x5u) {
 		return nil, fmt.Errorf("ims keys: x5u is not a bare certificate file name: %w", ErrMalformed)
