@@ -81,6 +81,20 @@ func junkToken(t testing.TB, kid, x5u string) string {
 	return b64(mustJSON(t, h)) + "." + b64(mustJSON(t, imsClaims(verifyNow.Add(-time.Hour)))) + "." + b64(sig)
 }
 
+// spendCertBudget verifies junk tokens naming more new certificates than
+// the fetch budget of window w allows, and fails t unless each is refused
+// as an unknown key.
+func spendCertBudget(t *testing.T, v *Verifier, w int) {
+	t.Helper()
+	wrong := flood(certFetchBudget+20, func(i int) error {
+		_, err := v.Verify(context.Background(), junkToken(t, "", fmt.Sprintf("junk-%d-%d.cer", w, i)))
+		return err
+	}, ErrUnknownKey)
+	if wrong != 0 {
+		t.Fatalf("window %d: %d junk names did not fail with ErrUnknownKey", w, wrong)
+	}
+}
+
 // x5uToken is a valid token signed by keyB that names its key by the
 // certificate x5uOnly alone: no kid, or one the JWKS lacks.
 func x5uToken(t testing.TB, kid string) string {
@@ -130,16 +144,10 @@ func TestVerifyX5UFlood(t *testing.T) {
 				clk.Advance(defaultMinRefreshInterval)
 				// Spend the window's budget first, so the valid tokens
 				// below are checked with none left.
-				wrong := flood(certFetchBudget+20, func(i int) error {
-					_, err := v.Verify(ctx, junkToken(t, "", fmt.Sprintf("junk-%d-%d.cer", w, i)))
-					return err
-				}, ErrUnknownKey)
-				if wrong != 0 {
-					t.Fatalf("window %d: %d junk names did not fail with ErrUnknownKey", w, wrong)
-				}
+				spendCertBudget(t, v, w)
 				// Then junk and valid tokens side by side.
 				var validErr atomic.Value
-				wrong = flood(400, func(i int) error {
+				wrong := flood(400, func(i int) error {
 					if i%40 == 0 {
 						if _, err := v.Verify(ctx, valid[i/40%2]); err != nil {
 							validErr.Store(err)
@@ -193,5 +201,41 @@ func TestVerifyX5UFallbackIsStrict(t *testing.T) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestVerifyX5UNewKeyDuringFlood: IMS starts signing with a new key while
+// junk certificate names spend every window's fetch budget. Once the JWKS
+// has been refreshed (at most once a window), tokens naming the new key's
+// certificate alone verify without its fetch.
+func TestVerifyX5UNewKeyDuringFlood(t *testing.T) {
+	srv := newKeyServer(t, jwksBody(t, jwkOf(testKid, &keyA().PublicKey)))
+	srv.certs[x5uOnly] = certPEM(t, keyB())
+	ks, clk := clockedKeySet(t, KeySetConfig{JWKSURL: srv.jwksURL(), CertsURL: srv.certsURL()})
+	v, err := NewVerifier(VerifierConfig{Keys: ks, Cluster: testCluster, ClientIDs: []string{testClient},
+		Now: func() time.Time { return verifyNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	clk.Advance(defaultMinRefreshInterval)
+	spendCertBudget(t, v, 0)
+	// The rotation, in the middle of a window whose budget is spent.
+	srv.set(func(s *keyServer) {
+		s.jwks = jwksBody(t, jwkOf(testKid, &keyA().PublicKey), jwkOf("ims_na1-key-at-2", &keyB().PublicKey))
+	})
+	certs := srv.certHits.Load()
+	for w := 1; w <= floodWindows; w++ {
+		clk.Advance(defaultMinRefreshInterval)
+		spendCertBudget(t, v, w)
+		if _, err := v.Verify(ctx, x5uToken(t, "")); err != nil {
+			t.Fatalf("window %d: the new key's x5u-only token: %v", w, err)
+		}
+	}
+	if n := srv.certHits.Load() - certs; n > floodWindows*certFetchBudget {
+		t.Errorf("%d certificate fetches over %d windows, want at most %d", n, floodWindows, floodWindows*certFetchBudget)
+	}
+	if n := srv.jwksHits.Load(); n > 2+floodWindows {
+		t.Errorf("JWKS fetched %d times over %d windows, want at most %d", n, 1+floodWindows, 2+floodWindows)
 	}
 }

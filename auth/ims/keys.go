@@ -69,9 +69,12 @@ const (
 	// turn the proxy into a load generator against the certificate host.
 	// IMS publishes two or three certificates and changes them rarely, so
 	// eight a window leaves room for a rotation; a name over budget is an
-	// unknown key (401), not an outage, and a real certificate is never
-	// kept waiting behind junk names because a token naming one is also
-	// tried against the keys already held (see verify).
+	// unknown key (401), not an outage. Junk names cannot keep a real
+	// certificate's tokens out: they are also tried against the keys held,
+	// and after the window's JWKS refresh against IMS's current keys (see
+	// verify). Only without a JWKS (a library setting; the binary always
+	// has one) does a certificate never fetched compete with junk names
+	// for the budget, and it may wait for a window the flood leaves room in.
 	certFetchBudget = 8
 	// maxFallbackKeys caps the keys an x5u-named token is tried against when
 	// its certificate cannot be had: each try is a signature check, and IMS
@@ -362,21 +365,9 @@ func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, erro
 }
 
 // jwksMiss handles a kid not in the key set held: it refreshes the JWKS
-// unless one was fetched less than MinRefreshInterval ago, sharing a fetch
-// under way.
+// as refreshJWKS allows and looks again.
 func (k *KeySet) jwksMiss(ctx context.Context, kid string) (*rsa.PublicKey, error) {
-	k.mu.Lock()
-	fl := k.jwksFlight
-	if fl == nil {
-		if !k.jwksAttempt.IsZero() && k.now().Sub(k.jwksAttempt) < k.minRefresh {
-			err := k.jwksErr
-			k.mu.Unlock()
-			return nil, k.kidMissError(kid, err)
-		}
-		fl = k.startJWKSFetch(ctx)
-	}
-	k.mu.Unlock()
-	if _, err := fl.wait(ctx); err != nil {
+	if _, err := k.refreshJWKS(ctx); err != nil {
 		return nil, k.kidMissError(kid, err)
 	}
 	if m := k.jwks.Load(); m != nil {
@@ -385,6 +376,25 @@ func (k *KeySet) jwksMiss(ctx context.Context, kid string) (*rsa.PublicKey, erro
 		}
 	}
 	return nil, k.kidMissError(kid, nil)
+}
+
+// refreshJWKS refreshes the JWKS unless one was fetched less than
+// MinRefreshInterval ago, sharing a fetch under way. It reports whether a
+// fetch was waited for, and the error of the last fetch.
+func (k *KeySet) refreshJWKS(ctx context.Context) (fetched bool, err error) {
+	k.mu.Lock()
+	fl := k.jwksFlight
+	if fl == nil {
+		if !k.jwksAttempt.IsZero() && k.now().Sub(k.jwksAttempt) < k.minRefresh {
+			err := k.jwksErr
+			k.mu.Unlock()
+			return false, err
+		}
+		fl = k.startJWKSFetch(ctx)
+	}
+	k.mu.Unlock()
+	_, err = fl.wait(ctx)
+	return true, err
 }
 
 // kidMissError is the error for a kid that is not in the key set, after

@@ -17,7 +17,8 @@ import (
 //
 // A token that names its key by x5u whose certificate cannot be had (over
 // the fetch budget, unknown to the host, or the host down) is also tried
-// against the keys already held, at most maxFallbackKeys of them: IMS
+// against the keys already held, at most maxFallbackKeys of them, and
+// again after a refresh of the JWKS if one is due: IMS
 // signs with the keys it publishes in both forms, so a flood of junk
 // certificate names, which spends the budget, cannot keep a genuine token
 // out. The x5u header is a hint for finding the key, not something a
@@ -42,14 +43,33 @@ func (k *KeySet) verify(ctx context.Context, kid, x5u, signingInput, sigPart str
 		}
 		return nil
 	}
-	if held := k.held.Load(); held != nil {
-		for _, key := range (*held)[:min(len(*held), maxFallbackKeys)] {
-			if verifyRS256(key, &digest, sig) {
-				return nil
-			}
+	if k.verifyHeld(&digest, sig) {
+		return nil
+	}
+	// The key may be new, published in the JWKS since it was last fetched:
+	// look once more after a refresh, which stays within its own limit of
+	// one per MinRefreshInterval.
+	if k.jwksURL != "" {
+		if fetched, _ := k.refreshJWKS(ctx); fetched && k.verifyHeld(&digest, sig) {
+			return nil
 		}
 	}
 	return keyErr
+}
+
+// verifyHeld reports whether one of the first maxFallbackKeys keys held
+// made sig.
+func (k *KeySet) verifyHeld(digest *[sha256.Size]byte, sig []byte) bool {
+	held := k.held.Load()
+	if held == nil {
+		return false
+	}
+	for _, key := range (*held)[:min(len(*held), maxFallbackKeys)] {
+		if verifyRS256(key, digest, sig) {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyRS256 checks an RSASSA-PKCS1-v1_5 SHA-256 signature with the
