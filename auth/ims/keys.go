@@ -507,8 +507,8 @@ func parseJWKS(body []byte, skipped func(*jwk, error)) (map[string]*rsa.PublicKe
 }
 
 // parseJWK decodes raw, a JWKS entry, into j and returns its RSA signing
-// key, from n and e, or
-// from the first certificate of x5c when they are absent.
+// key, from n and e, or from the first certificate of x5c when they are
+// absent.
 func parseJWK(j *jwk, raw []byte) (*rsa.PublicKey, error) {
 	if err := json.Unmarshal(raw, j); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)

@@ -18,11 +18,11 @@ import (
 // A token that names its key by x5u whose certificate cannot be had (over
 // the fetch budget, unknown to the host, or the host down) is also tried
 // against the keys already held, at most maxFallbackKeys of them, and
-// again after a refresh of the JWKS if one is due: IMS
-// signs with the keys it publishes in both forms, so a flood of junk
-// certificate names, which spends the budget, cannot keep a genuine token
-// out. The x5u header is a hint for finding the key, not something a
-// signature by another IMS key makes false.
+// again after a refresh of the JWKS if one is due. IMS signs with keys it
+// publishes in both forms, so a flood of junk certificate names, which
+// spends the budget, cannot keep a genuine token out. The x5u header only
+// says where to find the key: a signature by another key IMS publishes is
+// as good.
 func (k *KeySet) verify(ctx context.Context, kid, x5u, signingInput, sigPart string) error {
 	key, keyErr := k.Key(ctx, kid, x5u)
 	if keyErr != nil && (x5u == "" || errors.Is(keyErr, ErrMalformed)) {
