@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+)
+
+// rawConn is a client connection to Gatehouse that writes bytes as given,
+// for what a well-behaved client library refuses to send. Every read has a
+// generous deadline, so that a server that never answers fails the test
+// instead of hanging it.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+const rawTimeout = 5 * time.Second
+
+func dialRaw(t *testing.T, h *harness) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", h.server.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+func (c *rawConn) send(t *testing.T, raw string) {
+	t.Helper()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// response reads one response within rawTimeout, body included.
+func (c *rawConn) response(t *testing.T, method string) (*http.Response, string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(rawTimeout))
+	res, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("no response within %s: %v", rawTimeout, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("reading the response body: %v", err)
+	}
+	return res, string(body)
+}
+
+// wantClosed checks that the server closes the connection within
+// rawTimeout without sending anything more.
+func (c *rawConn) wantClosed(t *testing.T) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(rawTimeout))
+	b, err := c.br.ReadByte()
+	switch {
+	case err == nil:
+		rest, _ := c.br.Peek(c.br.Buffered())
+		t.Errorf("connection still serving: got %q", append([]byte{b}, rest...))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t.Errorf("connection still open after %s", rawTimeout)
+	case !errors.Is(err, io.EOF):
+		t.Logf("connection ended with %v", err) // a reset is closed too
+	}
+}
+
+// wantReason checks the X-Reason header and that the body is Gatehouse's
+// JSON error with the same reason.
+func wantReason(t *testing.T, res *http.Response, body, reason string) {
+	t.Helper()
+	if got := res.Header.Get("X-Reason"); got != reason {
+		t.Errorf("X-Reason %q, want %q", got, reason)
+	}
+	var e struct{ Reason string }
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Reason != reason {
+		t.Errorf("body %q, want JSON with reason %q", body, reason)
+	}
+}
+
+// TestClientBodyErrors: a body that cannot be read while it is forwarded
+// is the client's fault (400 BAD_REQUEST_BODY) or the client's departure
+// (499 in the access log), never the upstream's (502).
+func TestClientBodyErrors(t *testing.T) {
+	tests := []struct {
+		name, raw  string
+		hangUp     bool
+		wantStatus int // sent; 0: none, the client is gone
+		wantLog    int // in the access log
+	}{
+		{"bad chunk size",
+			"POST /up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", false, 400, 400},
+		{"chunk longer than announced",
+			"POST /up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n", false, 400, 400},
+		{"hang-up in a body of known length",
+			"POST /up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nContent-Length: 1000\r\n\r\nhello", true, 0, 499},
+		{"hang-up in a chunked body",
+			"POST /up HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", true, 0, 499},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = io.WriteString(w, "upstream ok")
+			}, nil)
+			c := dialRaw(t, h)
+			c.send(t, tt.raw)
+			if tt.hangUp {
+				// Wait until the upstream is being sent the body, then go.
+				deadline := time.Now().Add(rawTimeout)
+				for h.upstream.hits.Load() == 0 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				c.Close()
+			} else {
+				res, body := c.response(t, "POST")
+				if res.StatusCode != tt.wantStatus {
+					t.Errorf("got %d %q, want %d", res.StatusCode, body, tt.wantStatus)
+				}
+				wantReason(t, res, body, ReasonBadRequestBody)
+				c.wantClosed(t)
+			}
+			line := h.waitAccessLine(t, func(m map[string]any) bool { return m["path"] == "/up" })
+			if line["status"] != int64(tt.wantLog) {
+				t.Errorf("access log status %v, want %d", line["status"], tt.wantLog)
+			}
+			if n := h.logs.FilterMessage("upstream unavailable").Len(); n != 0 {
+				t.Errorf("logged %d times that the upstream is unavailable", n)
+			}
+		})
+	}
+}
