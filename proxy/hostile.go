@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 )
@@ -22,7 +23,44 @@ const (
 	// ReasonBadRequestBody: 400, the client's request body could not be
 	// read while it was forwarded (for example a malformed chunk).
 	ReasonBadRequestBody = "BAD_REQUEST_BODY"
+	// ReasonMethodNotAllowed: 405, a method Gatehouse never forwards.
+	ReasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
 )
+
+// allowedMethods is the Allow header of a 405. Gatehouse forwards any
+// method but those refused by refuseMethods (WebDAV's, for example, for
+// the upstream to judge); these are the ones the upstream is expected to
+// serve.
+const allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
+
+// refuseMethods answers 405 to methods that make no sense through an
+// authenticating reverse proxy, whoever asks:
+//   - CONNECT asks for a tunnel. Forwarded, the upstream may answer 200
+//     and the client believe it has one; Gatehouse is no forward proxy.
+//   - TRACE (and IIS's TRACK) echo the request back, with its cookies and
+//     Authorization header, to whatever script can read the answer.
+//
+// Methods are matched regardless of case: they are case-sensitive in
+// HTTP, but some servers are not.
+func refuseMethods(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refusedMethod(r.Method) {
+			w.Header().Set("Allow", allowedMethods)
+			auth.WriteError(w, &auth.Error{
+				Status:      http.StatusMethodNotAllowed,
+				Reason:      ReasonMethodNotAllowed,
+				Description: "method not allowed",
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func refusedMethod(m string) bool {
+	return strings.EqualFold(m, http.MethodConnect) || strings.EqualFold(m, http.MethodTrace) ||
+		strings.EqualFold(m, "TRACK")
+}
 
 // errClientBody marks the errors of reading the client's request body
 // while it is forwarded, so that the error handler can tell them from the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,6 +135,40 @@ func TestClientBodyErrors(t *testing.T) {
 			}
 			if n := h.logs.FilterMessage("upstream unavailable").Len(); n != 0 {
 				t.Errorf("logged %d times that the upstream is unavailable", n)
+			}
+		})
+	}
+}
+
+// TestRefusedMethods: CONNECT, TRACE and TRACK are refused with 405, an
+// Allow header without them and X-Reason, and never reach the upstream,
+// authenticated or not.
+func TestRefusedMethods(t *testing.T) {
+	tests := []struct{ name, raw string }{
+		{"CONNECT authority, bearer", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: Bearer good\r\n\r\n"},
+		{"CONNECT authority, cookie", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nCookie: login-token=good\r\n\r\n"},
+		{"CONNECT path, bearer", "CONNECT /content HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n"},
+		{"CONNECT, no credentials", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n"},
+		{"connect in lower case, cookie", "connect /content HTTP/1.1\r\nHost: a\r\nCookie: login-token=good\r\n\r\n"},
+		{"TRACE, cookie", "TRACE /content HTTP/1.1\r\nHost: a\r\nCookie: login-token=good\r\n\r\n"},
+		{"TRACK, bearer", "TRACK /content HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			c := dialRaw(t, h)
+			c.send(t, tt.raw)
+			res, body := c.response(t, "GET")
+			if res.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("got %d %q, want 405", res.StatusCode, body)
+			}
+			wantReason(t, res, body, ReasonMethodNotAllowed)
+			allow := res.Header.Get("Allow")
+			if allow == "" || strings.Contains(allow, "CONNECT") || strings.Contains(allow, "TRACE") {
+				t.Errorf("Allow %q", allow)
+			}
+			if n := h.upstream.hits.Load(); n != 0 {
+				t.Errorf("upstream hit %d times", n)
 			}
 		})
 	}

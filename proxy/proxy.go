@@ -2,10 +2,11 @@
 // authentication step, and the reverse proxy to the upstream behind it.
 //
 // Every request goes through, in order: access log and panic recovery,
-// request id, removal of client-sent identity headers, Gatehouse's own
-// endpoints under the reserved prefix, authentication, the check that an
-// identity was established, and the reverse proxy, which writes the
-// identity headers on the outgoing request. See New.
+// request id, refusal of methods never forwarded, removal of client-sent
+// identity headers, Gatehouse's own endpoints under the reserved prefix,
+// authentication, the check that an identity was established, and the
+// reverse proxy, which writes the identity headers on the outgoing
+// request. See New.
 package proxy
 
 import (
@@ -83,6 +84,7 @@ func New(cfg Config) (http.Handler, error) {
 	return chain(newForwarder(cfg, headers, log),
 		accessLog(log, cfg.AccessLog),
 		requestID,
+		refuseMethods,
 		stripIdentityHeaders,
 		reserved.middleware,
 		cfg.Authenticate,
