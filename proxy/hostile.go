@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 )
@@ -26,6 +27,80 @@ const (
 	// ReasonMethodNotAllowed: 405, a method Gatehouse never forwards.
 	ReasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
 )
+
+// refusalDrainGrace is how long net/http may go on reading the body of a
+// refused request after the answer was sent: long enough for a client that
+// sent a small body right away to have it read (closing a socket with
+// unread data makes the kernel reset the connection, and the client may
+// lose the answer with it), short enough that a client that never sends it
+// cannot hold the connection. net/http waits as long before it closes a
+// connection whose body it gave up on.
+const refusalDrainGrace = 500 * time.Millisecond
+
+// guardBody bounds what a request with a body can make Gatehouse wait for
+// before it is authenticated, and decides whether the connection outlives
+// the request. It comes early in the chain so that every answer given
+// before authentication goes through it.
+//
+// Nothing before authentication reads a body. But net/http, once the
+// handler has answered, reads up to 256 KiB of unread body before it
+// writes the answer, so that the connection can serve the next request: a
+// client that declares a body and never sends it would wait forever for
+// its 401, holding the connection. So, until releaseBody runs:
+//   - the answer carries Connection: close, which makes net/http write it
+//     at once instead of draining first;
+//   - the connection has a read deadline (timeout), which bounds the
+//     reading that net/http still does after the answer (it reads the rest
+//     of the body to find trailers); once the handler is done, the deadline
+//     is cut to refusalDrainGrace.
+//
+// Request smuggling: a request with both Content-Length and
+// Transfer-Encoding is read by net/http as chunked, and it removes
+// Content-Length before any handler runs, so such a request cannot be told
+// from a plain chunked one here. Rather than parse raw bytes below the
+// handler, Gatehouse closes the connection after every request with a
+// chunked body: whatever follows the body on that connection (a smuggled
+// second request, in the reading of a front end that went by
+// Content-Length) is never read. Chunked uploads are rare and long, so
+// the lost keep-alive costs little.
+func guardBody(timeout time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength == 0 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := recordFrom(r.Context())
+			rec.setCloseConn(true)
+			rc := rec.controller(w)
+			// Errors: only writers without deadlines (tests' recorders)
+			// refuse; Connection: close still applies there.
+			_ = rc.SetReadDeadline(time.Now().Add(timeout))
+			next.ServeHTTP(w, r)
+			if !rec.authenticated {
+				_ = rc.SetReadDeadline(time.Now().Add(min(timeout, refusalDrainGrace)))
+			}
+		})
+	}
+}
+
+// releaseBody runs once the request is authenticated and about to be
+// forwarded: its body may now take as long as it needs (large uploads
+// stream without a deadline), and a request with a body of known length
+// may keep its connection. A chunked one may not; see guardBody.
+func releaseBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := recordFrom(r.Context())
+		rec.authenticated = true
+		if r.ContentLength != 0 {
+			if r.ContentLength > 0 {
+				rec.setCloseConn(false)
+			}
+			_ = rec.controller(w).SetReadDeadline(time.Time{})
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // allowedMethods is the Allow header of a 405. Gatehouse forwards any
 // method but those refused by refuseMethods (WebDAV's, for example, for

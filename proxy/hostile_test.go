@@ -65,8 +65,8 @@ func (c *rawConn) wantClosed(t *testing.T) {
 	b, err := c.br.ReadByte()
 	switch {
 	case err == nil:
-		rest, _ := c.br.Peek(c.br.Buffered())
-		t.Errorf("connection still serving: got %q", append([]byte{b}, rest...))
+		line, _ := c.br.ReadString('\n') // the status line is enough
+		t.Errorf("connection still serving: got %q", append([]byte{b}, line...))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		t.Errorf("connection still open after %s", rawTimeout)
 	case !errors.Is(err, io.EOF):
@@ -84,6 +84,120 @@ func wantReason(t *testing.T, res *http.Response, body, reason string) {
 	var e struct{ Reason string }
 	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Reason != reason {
 		t.Errorf("body %q, want JSON with reason %q", body, reason)
+	}
+}
+
+// TestUnsentBodyRefusedAtOnce: a request that declares a body and never
+// sends it gets its refusal at once, and the connection is closed: the
+// body is not waited for, whatever Config.UnauthenticatedBodyTimeout.
+// Once authenticated, a body may take longer than that timeout.
+func TestUnsentBodyRefusedAtOnce(t *testing.T) {
+	tests := []struct {
+		name, raw  string
+		wantStatus int
+	}{
+		{"content-length, no credentials",
+			"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", 401},
+		{"content-length, bad bearer",
+			"PUT /upload HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer bad\r\nContent-Length: 100\r\n\r\n", 401},
+		{"chunked, no credentials",
+			"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 401},
+		{"reserved path",
+			"POST /gatehouse/healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", 405},
+		{"refused method",
+			"TRACE / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nContent-Length: 100\r\n\r\n", 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, func(c *Config) { c.UnauthenticatedBodyTimeout = time.Minute })
+			c := dialRaw(t, h)
+			c.send(t, tt.raw)
+			res, _ := c.response(t, "POST")
+			if res.StatusCode != tt.wantStatus || !res.Close {
+				t.Errorf("got %d, Connection: close %v; want %d and close", res.StatusCode, res.Close, tt.wantStatus)
+			}
+			c.wantClosed(t)
+			if n := h.upstream.hits.Load(); n != 0 {
+				t.Errorf("upstream hit %d times", n)
+			}
+		})
+	}
+
+	t.Run("authenticated body slower than the timeout", func(t *testing.T) {
+		h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				w.WriteHeader(http.StatusTeapot)
+				return
+			}
+			_, _ = w.Write(b)
+		}, func(c *Config) { c.UnauthenticatedBodyTimeout = 100 * time.Millisecond })
+		c := dialRaw(t, h)
+		c.send(t, "POST /upload HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nContent-Length: 10\r\n\r\n")
+		for _, part := range []string{"01234", "56789"} {
+			time.Sleep(300 * time.Millisecond)
+			c.send(t, part)
+		}
+		res, body := c.response(t, "POST")
+		if res.StatusCode != http.StatusOK || body != "0123456789" {
+			t.Errorf("got %d %q, want 200 with the body echoed", res.StatusCode, body)
+		}
+		if res.Close {
+			t.Error("Connection: close after an authenticated request of known length")
+		}
+		// The connection serves a next request.
+		c.send(t, "GET /next HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n")
+		if res, _ := c.response(t, "GET"); res.StatusCode != http.StatusOK {
+			t.Errorf("next request: %d", res.StatusCode)
+		}
+	})
+}
+
+// TestSmuggledRequestNotServed: a request with both Content-Length and
+// Transfer-Encoding gets one answer and the connection is closed, so the
+// bytes after its chunked body are never served as a second request. Go's
+// server hides Content-Length from handlers in that case, so every request
+// with a chunked body closes its connection.
+func TestSmuggledRequestNotServed(t *testing.T) {
+	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\n\r\n"
+	tests := []struct {
+		name, head string
+		wantStatus int
+	}{
+		{"content-length and chunked, authenticated",
+			"POST /a HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 200},
+		{"chunked and content-length, no credentials",
+			"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 401},
+		{"chunked alone, authenticated",
+			"POST /a HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer good\r\nTransfer-Encoding: chunked\r\n\r\n", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+				// 103 first: ReverseProxy clears the header map after it.
+				w.Header().Set("Link", "</style.css>; rel=preload")
+				w.WriteHeader(http.StatusEarlyHints)
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = io.WriteString(w, "upstream ok")
+			}, nil)
+			c := dialRaw(t, h)
+			c.send(t, tt.head+"5\r\nhello\r\n0\r\n\r\n"+smuggled)
+			res, _ := c.response(t, "POST")
+			for res.StatusCode == http.StatusEarlyHints {
+				res, _ = c.response(t, "POST")
+			}
+			if res.StatusCode != tt.wantStatus || !res.Close {
+				t.Errorf("got %d, Connection: close %v; want %d and close", res.StatusCode, res.Close, tt.wantStatus)
+			}
+			c.wantClosed(t)
+			h.upstream.mu.Lock()
+			defer h.upstream.mu.Unlock()
+			for _, s := range h.upstream.seen {
+				if s.Path == "/smuggled" {
+					t.Error("the smuggled request reached the upstream")
+				}
+			}
+		})
 	}
 }
 
