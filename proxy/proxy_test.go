@@ -39,6 +39,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"cookie name", Config{Upstream: up, Authenticate: authn, CookieName: "bad name"}, "CookieName"},
 		{"negative timeout", Config{Upstream: up, Authenticate: authn, Transport: Transport{DialTimeout: -1}}, "Transport.DialTimeout"},
 		{"negative pool", Config{Upstream: up, Authenticate: authn, Transport: Transport{MaxIdleConnsPerHost: -1}}, "Transport.MaxIdleConnsPerHost"},
+		{"negative body timeout", Config{Upstream: up, Authenticate: authn, UnauthenticatedBodyTimeout: -1}, "UnauthenticatedBodyTimeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

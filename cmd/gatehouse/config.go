@@ -67,7 +67,7 @@ type config struct {
 	UpstreamMaxIdleConns          int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"512" help:"idle upstream connections kept in all"`
 	UpstreamMaxIdleConnsPerHost   int           `env:"UPSTREAM_MAX_IDLE_CONNS_PER_HOST" envDefault:"256" help:"idle upstream connections kept per upstream host"`
 
-	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers"`
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers, and, while it is not authenticated, its body"`
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client connection is kept open"`
 	MaxHeaderBytes    int           `env:"MAX_HEADER_BYTES" envDefault:"65536" help:"largest request header block accepted"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long in-flight requests may finish after SIGTERM"`

@@ -228,8 +228,11 @@ func (a *app) wire(ctx context.Context) error {
 		PassCookie:        cfg.PassCookie,
 		CookieName:        a.sessions.CookieName(),
 		Transport:         upstreamTransport,
-		Logger:            log.Named(proxyLoggerName),
-		AccessLog:         a.accessLog,
+		// A client not yet signed in gets as long for its body as for its
+		// headers: Gatehouse does not read that body, net/http drains it.
+		UnauthenticatedBodyTimeout: cfg.ReadHeaderTimeout,
+		Logger:                     log.Named(proxyLoggerName),
+		AccessLog:                  a.accessLog,
 	})
 	return err
 }
