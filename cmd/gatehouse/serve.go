@@ -176,7 +176,7 @@ func (a *app) wire(ctx context.Context) error {
 	bearerAuth, err := bearer.New(bearer.Config{
 		Mode: cfg.validation, Verifier: verifier, Client: client,
 		ClientIDs: cfg.IMSClientIDs, Cluster: cfg.IMSCluster, ClockSkew: cfg.IMSClockSkew,
-		RecheckInterval: cfg.IMSRecheckInterval,
+		RecheckInterval: cfg.IMSRecheckInterval, StaleIfError: cfg.IMSStaleIfError, Logger: log.Named("bearer"),
 	})
 	if err != nil {
 		return err
