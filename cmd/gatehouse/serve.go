@@ -186,7 +186,8 @@ func (a *app) wire(ctx context.Context) error {
 	}
 	prov, err := provision.New(provision.Config{
 		IMS: client, Store: a.store, Org: cfg.IMSOrg, Mapping: cfg.mapping,
-		SyncInterval: cfg.SyncInterval, OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
+		SyncInterval: cfg.SyncInterval, StaleIfError: cfg.IMSStaleIfError,
+		OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
 	})
 	if err != nil {
 		return err
