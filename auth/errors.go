@@ -29,6 +29,10 @@ const (
 	ReasonForbidden    = "FORBIDDEN"
 )
 
+// RetryAfterSeconds is the Retry-After sent with every 503: about the time
+// Gatehouse waits before asking an unavailable IMS again.
+const RetryAfterSeconds = "5"
+
 // Error is an authentication failure together with the answer the client
 // should get. Err, the cause, is for logs and is never shown to the client.
 type Error struct {
@@ -80,6 +84,11 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	if ae.Reason != "" {
 		h.Set("X-Reason", ae.Reason)
+	}
+	if ae.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// Every 503 here is "try again shortly" (IMS or the store away);
+		// saying when keeps well-behaved clients from retrying in a loop.
+		h.Set("Retry-After", RetryAfterSeconds)
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -38,6 +38,7 @@ type config struct {
 	IMSOrg             string        `env:"IMS_ORG" help:"organization (…@AdobeOrg) whose groups are synced; empty syncs no groups"`
 	IMSValidation      string        `env:"IMS_VALIDATION" envDefault:"both" help:"local (signature and claims), remote (IMS validate_token) or both"`
 	IMSRecheckInterval time.Duration `env:"IMS_RECHECK_INTERVAL" envDefault:"5m" help:"remote validation: how long IMS's 'valid' is trusted before asking again"`
+	IMSStaleIfError    time.Duration `env:"IMS_STALE_IF_ERROR" envDefault:"15m" help:"how long past its due time an IMS check may wait while IMS is unreachable, times out, answers 5xx or 429: a bearer token IMS confirmed keeps working (validation both only, its signature and expiry still checked locally; never a token IMS refused), and a known user whose sync is due keeps their stored groups; 0: off"`
 	IMSTimeout         time.Duration `env:"IMS_TIMEOUT" envDefault:"10s" help:"timeout of each call to IMS"`
 	IMSClockSkew       time.Duration `env:"IMS_CLOCK_SKEW" envDefault:"1m" help:"tolerated clock difference when checking token times"`
 	IMSKeysMinRefresh  time.Duration `env:"IMS_KEYS_MIN_REFRESH" envDefault:"10s" help:"least time between two fetches of the key set, however many unknown keys arrive"`
@@ -233,6 +234,9 @@ func (c *config) validate(vars map[string]string) error {
 		if p.d <= 0 {
 			bad(p.name, "%s: must be a positive duration, e.g. 30s, 5m, 12h", p.d)
 		}
+	}
+	if c.IMSStaleIfError < 0 {
+		bad("IMS_STALE_IF_ERROR", "%s: must not be negative (0 turns the grace off)", c.IMSStaleIfError)
 	}
 	if c.IMSClockSkew < 0 || c.IMSClockSkew > 10*time.Minute {
 		bad("IMS_CLOCK_SKEW", "%s: must be between 0 and 10m", c.IMSClockSkew)

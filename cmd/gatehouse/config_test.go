@@ -32,6 +32,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"same site", c.sameSite, http.SameSiteLaxMode},
 		{"login token TTL", c.LoginTokenTTL, 12 * time.Hour},
 		{"sync interval", c.SyncInterval, time.Hour},
+		{"IMS stale if error", c.IMSStaleIfError, 15 * time.Minute},
 		{"idle pool per host", c.UpstreamMaxIdleConnsPerHost, 256},
 		{"bearer sign-in off without client ids", len(c.IMSClientIDs), 0},
 		{"GC headroom", c.GCHeadroomMiB, 32},
@@ -54,6 +55,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"GATEHOUSE_STORE=sqlite:/var/lib/gatehouse/g.db",
 		"GATEHOUSE_COOKIE_SAMESITE=Strict",
 		"GATEHOUSE_LOGIN_TOKEN_TTL=90m",
+		"GATEHOUSE_IMS_STALE_IF_ERROR=0",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +71,9 @@ func TestLoadConfigValues(t *testing.T) {
 	}
 	if c.validation != bearer.ModeLocal || c.sameSite != http.SameSiteStrictMode || c.LoginTokenTTL != 90*time.Minute {
 		t.Errorf("validation %q same site %v TTL %s", c.validation, c.sameSite, c.LoginTokenTTL)
+	}
+	if c.IMSStaleIfError != 0 {
+		t.Errorf("stale if error %s, want 0 (off)", c.IMSStaleIfError)
 	}
 	if c.sqlitePath != "/var/lib/gatehouse/g.db" || len(c.mapping.Rules()) != 1 {
 		t.Errorf("store %q mapping %v", c.sqlitePath, c.mapping.Rules())
@@ -87,6 +92,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"upstream with credentials", []string{"GATEHOUSE_UPSTREAM=http://admin:secret@h"}, "GATEHOUSE_UPSTREAM"},
 		{"bad duration", []string{up, "GATEHOUSE_LOGIN_TOKEN_TTL=abc"}, "GATEHOUSE_LOGIN_TOKEN_TTL"},
 		{"negative duration", []string{up, "GATEHOUSE_SYNC_INTERVAL=-1h"}, "GATEHOUSE_SYNC_INTERVAL"},
+		{"negative stale if error", []string{up, "GATEHOUSE_IMS_STALE_IF_ERROR=-1s"}, "GATEHOUSE_IMS_STALE_IF_ERROR"},
 		{"bad bool", []string{up, "GATEHOUSE_COOKIE_SECURE=maybe"}, "GATEHOUSE_COOKIE_SECURE"},
 		{"bad int", []string{up, "GATEHOUSE_UPSTREAM_MAX_IDLE_CONNS=lots"}, "GATEHOUSE_UPSTREAM_MAX_IDLE_CONNS"},
 		{"validation mode", []string{up, "GATEHOUSE_IMS_VALIDATION=sometimes"}, "GATEHOUSE_IMS_VALIDATION"},

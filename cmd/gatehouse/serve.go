@@ -176,7 +176,7 @@ func (a *app) wire(ctx context.Context) error {
 	bearerAuth, err := bearer.New(bearer.Config{
 		Mode: cfg.validation, Verifier: verifier, Client: client,
 		ClientIDs: cfg.IMSClientIDs, Cluster: cfg.IMSCluster, ClockSkew: cfg.IMSClockSkew,
-		RecheckInterval: cfg.IMSRecheckInterval,
+		RecheckInterval: cfg.IMSRecheckInterval, StaleIfError: cfg.IMSStaleIfError, Logger: log.Named("bearer"),
 	})
 	if err != nil {
 		return err
@@ -186,7 +186,8 @@ func (a *app) wire(ctx context.Context) error {
 	}
 	prov, err := provision.New(provision.Config{
 		IMS: client, Store: a.store, Org: cfg.IMSOrg, Mapping: cfg.mapping,
-		SyncInterval: cfg.SyncInterval, OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
+		SyncInterval: cfg.SyncInterval, StaleIfError: cfg.IMSStaleIfError,
+		OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
 	})
 	if err != nil {
 		return err
