@@ -86,7 +86,7 @@ func New(cfg Config) (http.Handler, error) {
 		stripIdentityHeaders,
 		reserved.middleware,
 		cfg.Authenticate,
-		requireIdentity(log),
+		requireIdentity,
 	), nil
 }
 
