@@ -27,6 +27,9 @@ const (
 	ReasonNoCredential = "NO_CREDENTIALS"
 	ReasonUnavailable  = "IDENTITY_SERVICE_UNAVAILABLE"
 	ReasonForbidden    = "FORBIDDEN"
+	// ReasonAmbiguousCookie: the request carries the login-token cookie
+	// more than once, so it does not say who is calling.
+	ReasonAmbiguousCookie = "AMBIGUOUS_COOKIE"
 )
 
 // Error is an authentication failure together with the answer the client
