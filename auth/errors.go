@@ -27,6 +27,9 @@ const (
 	ReasonNoCredential = "NO_CREDENTIALS"
 	ReasonUnavailable  = "IDENTITY_SERVICE_UNAVAILABLE"
 	ReasonForbidden    = "FORBIDDEN"
+	// ReasonAmbiguousCookie: the request carries the login-token cookie
+	// more than once, so it does not say who is calling.
+	ReasonAmbiguousCookie = "AMBIGUOUS_COOKIE"
 )
 
 // RetryAfterSeconds is the Retry-After sent with every 503: about the time

@@ -97,7 +97,7 @@ func New(cfg Config) (http.Handler, error) {
 		stripIdentityHeaders,
 		reserved.middleware,
 		cfg.Authenticate,
-		requireIdentity(log),
+		requireIdentity,
 		releaseBody,
 	), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
+	"github.com/gatehouse-proxy/gatehouse/session"
 )
 
 const envPrefix = "GATEHOUSE_"
@@ -48,6 +49,7 @@ type config struct {
 	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users and login tokens are kept: sqlite:PATH"`
 	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store"`
 	CookieKeysFile  string        `env:"COOKIE_KEYS_FILE" help:"file holding the cookie keys instead (a mounted secret; one trailing newline is ignored); not both"`
+	CookieName      string        `env:"COOKIE_NAME" envDefault:"login-token" help:"name of the login-token cookie; for browsers over HTTPS use __Host-login-token, which no other site under the domain can set or shadow (needs COOKIE_SECURE)"`
 	CookieSecure    bool          `env:"COOKIE_SECURE" envDefault:"true" help:"mark the login-token cookie Secure; false only for plain-HTTP development"`
 	CookieSameSite  string        `env:"COOKIE_SAMESITE" envDefault:"lax" help:"SameSite of the login-token cookie: lax, strict or none (none needs COOKIE_SECURE)"`
 	LoginTokenTTL   time.Duration `env:"LOGIN_TOKEN_TTL" envDefault:"12h" help:"lifetime of a login token; refreshed once half of it has passed"`
@@ -202,6 +204,13 @@ func (c *config) validate(vars map[string]string) error {
 		bad("STORE", "the PostgreSQL store is not available in this version; use sqlite:PATH")
 	default:
 		bad("STORE", "%q: want sqlite:PATH", c.Store)
+	}
+	if err := session.CheckCookieName(c.CookieName, c.CookieSecure); err != nil {
+		if session.CheckCookieName(c.CookieName, true) == nil {
+			bad("COOKIE_NAME", "%v: set GATEHOUSE_COOKIE_SECURE=true (and serve over HTTPS), or drop the prefix", err)
+		} else {
+			bad("COOKIE_NAME", "%v", err)
+		}
 	}
 	switch strings.ToLower(c.CookieSameSite) {
 	case "lax":

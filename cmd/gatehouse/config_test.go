@@ -116,6 +116,54 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// GATEHOUSE_COOKIE_NAME must be a cookie name a browser keeps: a token,
+// and Secure when it carries a prefix that demands it.
+func TestCookieNameSetting(t *testing.T) {
+	tests := []struct {
+		name, secure string
+		want         string // the name in effect; "" when start-up must fail
+	}{
+		{"", "", "login-token"},
+		{"login-token", "true", "login-token"},
+		{"__Host-login-token", "true", "__Host-login-token"},
+		{"__Secure-login-token", "true", "__Secure-login-token"},
+		{"gh_session.v2", "false", "gh_session.v2"},
+		{"__Host-login-token", "false", ""},
+		{"__host-login-token", "false", ""}, // browsers match prefixes regardless of case
+		{"__Secure-login-token", "false", ""},
+		{"__SECURE-x", "false", ""},
+		{"login token", "true", ""},
+		{"login;token", "true", ""},
+		{"login=token", "true", ""},
+		{"(login)", "true", ""},
+		{"jeton-é", "true", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" secure="+tt.secure, func(t *testing.T) {
+			env := []string{"GATEHOUSE_UPSTREAM=http://127.0.0.1:4502"}
+			if tt.name != "" {
+				env = append(env, "GATEHOUSE_COOKIE_NAME="+tt.name)
+			}
+			if tt.secure != "" {
+				env = append(env, "GATEHOUSE_COOKIE_SECURE="+tt.secure)
+			}
+			c, err := loadConfig(env)
+			switch {
+			case tt.want == "" && (err == nil || !strings.Contains(err.Error(), "GATEHOUSE_COOKIE_NAME")):
+				t.Fatalf("error = %v, want one naming GATEHOUSE_COOKIE_NAME", err)
+			case tt.want == "":
+				if strings.HasPrefix(strings.ToLower(tt.name), "__") && !strings.Contains(err.Error(), "GATEHOUSE_COOKIE_SECURE=true") {
+					t.Errorf("error = %v, want it to say how to fix it", err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case c.CookieName != tt.want:
+				t.Errorf("cookie name %q, want %q", c.CookieName, tt.want)
+			}
+		})
+	}
+}
+
 // settingsStructs are every struct of GATEHOUSE_* settings.
 var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{})}
 

@@ -141,6 +141,7 @@ func (a *app) wire(ctx context.Context) error {
 	}
 	a.sessions, err = session.NewManager(a.store, keys, session.ManagerConfig{
 		TTL:          cfg.LoginTokenTTL,
+		CookieName:   cfg.CookieName,
 		CookieSecure: cfg.CookieSecure,
 		SameSite:     cfg.sameSite,
 		CacheTTL:     cacheTTL(cfg.SessionCacheTTL),
