@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrNoCredentials is returned by an authentication step when the request
@@ -36,7 +38,10 @@ type Error struct {
 	Code        string // RFC 6750 error code, or "" when none applies
 	Reason      string // X-Reason header value, or ""
 	Description string // what went wrong, in words a person can act on
-	Err         error  // the cause; may be nil
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up): when a 503's cause may have passed.
+	RetryAfter time.Duration
+	Err        error // the cause; may be nil
 }
 
 func (e *Error) Error() string {
@@ -80,6 +85,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	if ae.Reason != "" {
 		h.Set("X-Reason", ae.Reason)
+	}
+	if ae.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
