@@ -163,9 +163,11 @@ func TestFaultIMS(t *testing.T) {
 	p := w.start(t, map[string]string{"IMS_URL": fims.URL, "IMS_TIMEOUT": "1s"})
 
 	// Alice signs in before any fault; her cookie must keep working.
-	r := p.do(t, request{path: whoami, bearer: w.mint(t, alice, clientID)})
+	secrets := []string{w.mint(t, alice, clientID)}
+	r := p.do(t, request{path: whoami, bearer: secrets[0]})
 	wantUser(t, r, alice)
 	warm := r.newCookie(t).value
+	secrets = append(secrets, warm)
 
 	type want struct {
 		status int
@@ -192,6 +194,7 @@ func TestFaultIMS(t *testing.T) {
 			t.Run(string(tc.fault)+" on "+ep.name, func(t *testing.T) {
 				u := newIMSUser(w.ims.Emulator)
 				tok := w.mint(t, u, clientID)
+				secrets = append(secrets, tok)
 				hits := fims.hits.Load()
 				fims.set(tc.fault, ep.path)
 				r := p.do(t, request{path: whoami, bearer: tok})
@@ -227,7 +230,7 @@ func TestFaultIMS(t *testing.T) {
 			})
 		}
 	}
-	wantCleanLogs(t, p)
+	wantCleanLogs(t, p, secrets...)
 }
 
 // wantRetryAfter checks that a 503 says when to retry, in seconds.
@@ -239,10 +242,12 @@ func wantRetryAfter(t *testing.T, r *response) {
 	}
 }
 
-// wantCleanLogs checks that no request was answered 500 and that no
-// bearer token or cookie value reached p's log.
+// wantCleanLogs stops p, so that its log is complete, and checks that no
+// request was answered 500 and that no bearer token or cookie value
+// reached the log.
 func wantCleanLogs(t *testing.T, p *proc, secrets ...string) {
 	t.Helper()
+	p.stop(t)
 	for _, l := range p.logs.lines(t) {
 		if s, ok := l["status"].(float64); ok && s == http.StatusInternalServerError {
 			t.Errorf("a request was answered 500: %v", l)
@@ -253,10 +258,6 @@ func wantCleanLogs(t *testing.T, p *proc, secrets ...string) {
 		if s != "" && strings.Contains(out, s) {
 			t.Errorf("the log holds a secret (%.12s…)", s)
 		}
-	}
-	// Every bearer token is a JWT whose header starts so; none is logged.
-	if strings.Contains(out, "eyJhbGciOi") {
-		t.Error("the log holds a JWT")
 	}
 }
 

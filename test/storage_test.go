@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -152,6 +154,14 @@ func TestStorageFaults(t *testing.T) {
 				wantStoreUnavailable(t, r, "a known user's sign-in")
 			}
 
+			// Many at once: the login tokens are written in one batch, whose
+			// failure must reach every caller, without a hang.
+			for i, r := range signInBurst(t, p, w, 16) {
+				if r.status != http.StatusOK {
+					wantStoreUnavailable(t, r, fmt.Sprintf("concurrent sign-in %d", i))
+				}
+			}
+
 			if repair != nil {
 				repair()
 				r = p.do(t, request{path: whoami, bearer: tokB})
@@ -180,4 +190,43 @@ func wantStoreUnavailable(t *testing.T, r *response, what string) {
 	if r.took > 20*time.Second {
 		t.Errorf("%s: took %s", what, r.took)
 	}
+}
+
+// signInBurst signs alice in n times at once, each with a new bearer
+// token, and returns the answers.
+func signInBurst(t *testing.T, p *proc, w *world, n int) []*response {
+	t.Helper()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = w.mint(t, alice, clientID)
+	}
+	out := make([]*response, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequest(http.MethodGet, p.url+whoami, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+tokens[i])
+			start := time.Now()
+			resp, err := p.client.Do(req) // its timeout bounds a hang
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			out[i], errs[i] = &response{status: resp.StatusCode, header: resp.Header, body: body, took: time.Since(start)}, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent sign-ins: %v", err)
+	}
+	return out
 }
