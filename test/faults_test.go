@@ -22,7 +22,9 @@ type imsFault string
 
 const (
 	faultHang      imsFault = "hang"            // accept, read the request, never answer
+	faultHangBody  imsFault = "hang mid-body"   // 200 and half a body, then nothing
 	faultReset     imsFault = "reset"           // close the connection with a TCP RST
+	faultResetBody imsFault = "reset mid-body"  // 200 and half a body, then a TCP RST
 	faultNotJSON   imsFault = "200 not JSON"    // 200 with a body that is no JSON at all
 	faultTruncated imsFault = "200 truncated"   // 200 with JSON cut off in the middle
 	faultHTML      imsFault = "200 HTML"        // 200 with a proxy's HTML error page
@@ -87,15 +89,20 @@ func (f *faultyIMS) serveFault(w http.ResponseWriter, r *http.Request, kind imsF
 		case <-r.Context().Done():
 		case <-f.quit:
 		}
+	case faultHangBody:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"valid":true,"token":{`))
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-f.quit:
+		}
 	case faultReset:
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err) // HTTP/1 from Gatehouse's client: hijacking works
-		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // RST instead of FIN
-		}
-		_ = conn.Close()
+		reset(w, "")
+	case faultResetBody:
+		reset(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"valid\":true,")
 	case faultNotJSON:
 		writeRaw(w, http.StatusOK, "application/json", "this is not JSON at all")
 	case faultTruncated:
@@ -121,6 +128,20 @@ func (f *faultyIMS) serveFault(w http.ResponseWriter, r *http.Request, kind imsF
 	default:
 		panic("unknown fault " + kind)
 	}
+}
+
+// reset writes raw bytes on the request's connection and then closes it
+// with a TCP RST.
+func reset(w http.ResponseWriter, raw string) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err) // HTTP/1 from Gatehouse's client: hijacking works
+	}
+	_, _ = conn.Write([]byte(raw))
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // RST instead of FIN
+	}
+	_ = conn.Close()
 }
 
 func writeRaw(w http.ResponseWriter, status int, contentType, body string) {
@@ -180,7 +201,9 @@ func TestFaultIMS(t *testing.T) {
 		want  []want // any of them
 	}{
 		{faultHang, unreachable},
+		{faultHangBody, unreachable},
 		{faultReset, unreachable},
+		{faultResetBody, unreachable},
 		{faultRateLimit, unreachable},
 		{faultServerErr, unreachable},
 		{faultNotJSON, unusable},
