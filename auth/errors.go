@@ -34,14 +34,14 @@ const (
 // Error is an authentication failure together with the answer the client
 // should get. Err, the cause, is for logs and is never shown to the client.
 type Error struct {
-	Status      int    // HTTP status: 400, 401, 403, 429 or 503
+	Status      int    // HTTP status: 400, 401, 403, 429, 502 or 503
 	Code        string // RFC 6750 error code, or "" when none applies
 	Reason      string // X-Reason header value, or ""
 	Description string // what went wrong, in words a person can act on
+	Err         error  // the cause; may be nil
 	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
-	// rounded up): when a 503's cause may have passed.
+	// rounded up): when the client may try again.
 	RetryAfter time.Duration
-	Err        error // the cause; may be nil
 }
 
 func (e *Error) Error() string {
