@@ -2,10 +2,13 @@ package test
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,10 +93,11 @@ func fillDisk(t *testing.T, dir string) string {
 }
 
 // TestStorageFaults: when the store cannot be written (its file system
-// gone read-only, or full), a new sign-in is refused with a clear 503 that
+// gone read-only or full, or its file locked by another process), a new
+// sign-in is refused with a clear 503 that
 // says the store is at fault and when to retry, never a 500; users who
 // hold a login token keep being served, read from the store; and once
-// the disk has room again, sign-in works without a restart.
+// the fault clears, sign-in works without a restart.
 func TestStorageFaults(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -101,6 +105,9 @@ func TestStorageFaults(t *testing.T) {
 		// setup returns the store's directory and functions that break and
 		// repair it (repair nil: this fault cannot be undone while mounted).
 		setup func(t *testing.T) (dir string, breakIt, repair func())
+		// slow: each write waits out the store's busy timeout before it
+		// fails, so a burst would test patience rather than the store.
+		slow bool
 	}{
 		{"read-only file system", func(t *testing.T) (string, func(), func()) {
 			dir, dev := mountExt4(t)
@@ -115,7 +122,12 @@ func TestStorageFaults(t *testing.T) {
 					t.Fatalf("the file system is still writable after the error (%v)", err)
 				}
 			}, nil
-		}},
+		}, false},
+		{"locked by another process", func(t *testing.T) (string, func(), func()) {
+			dir := t.TempDir()
+			var unlock func()
+			return dir, func() { unlock = lockStore(t, filepath.Join(dir, "g.db")) }, func() { unlock() }
+		}, true},
 		{"disk full", func(t *testing.T) (string, func(), func()) {
 			dir := mountTmpfs(t, "4m")
 			var ballast string
@@ -124,7 +136,7 @@ func TestStorageFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}},
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -156,9 +168,11 @@ func TestStorageFaults(t *testing.T) {
 
 			// Many at once: the login tokens are written in one batch, whose
 			// failure must reach every caller, without a hang.
-			for i, r := range signInBurst(t, p, w, 16) {
-				if r.status != http.StatusOK {
-					wantStoreUnavailable(t, r, fmt.Sprintf("concurrent sign-in %d", i))
+			if !tc.slow {
+				for i, r := range signInBurst(t, p, w, 16) {
+					if r.status != http.StatusOK {
+						wantStoreUnavailable(t, r, fmt.Sprintf("concurrent sign-in %d", i))
+					}
 				}
 			}
 
@@ -229,4 +243,34 @@ func signInBurst(t *testing.T, p *proc, w *world, n int) []*response {
 		t.Fatalf("concurrent sign-ins: %v", err)
 	}
 	return out
+}
+
+// lockStore holds the write lock of the SQLite database at path from
+// another connection, as a stuck maintenance job would, until the returned
+// function is called.
+func lockStore(t *testing.T, path string) (unlock func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("lock the store: %v", err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+			_ = conn.Close()
+			_ = db.Close()
+		})
+	}
+	t.Cleanup(unlock)
+	return unlock
 }
