@@ -94,10 +94,10 @@ func fillDisk(t *testing.T, dir string) string {
 
 // TestStorageFaults: when the store cannot be written (its file system
 // gone read-only or full, or its file locked by another process), a new
-// sign-in is refused with a clear 503 that
-// says the store is at fault and when to retry, never a 500; users who
-// hold a login token keep being served, read from the store; and once
-// the fault clears, sign-in works without a restart.
+// sign-in is refused with a clear 503 that says the store is at fault and
+// when to retry, never a 500; users who hold a login token keep being
+// served, read from the store; and once the fault clears, sign-in works
+// without a restart.
 func TestStorageFaults(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
