@@ -176,11 +176,23 @@ func TestStorageFaults(t *testing.T) {
 				}
 			}
 
+			// Signing out cannot revoke the login token: say so, so that the
+			// user does not believe it is gone.
+			logout := request{method: http.MethodPost, path: "/gatehouse/logout", cookie: warm}
+			r = p.do(t, logout)
+			if r.status != http.StatusServiceUnavailable || r.header.Get("X-Reason") != "STORE_UNAVAILABLE" {
+				t.Errorf("logout: %d X-Reason %q, want 503 STORE_UNAVAILABLE; body %s", r.status, r.header.Get("X-Reason"), bytes.TrimSpace(r.body))
+			}
+			wantUser(t, p.do(t, request{path: whoami, cookie: warm}), alice)
+
 			if repair != nil {
 				repair()
 				r = p.do(t, request{path: whoami, bearer: tokB})
 				wantUser(t, r, bob)
 				wantUser(t, p.do(t, request{path: whoami, cookie: r.newCookie(t).value}), bob)
+				wantStatus(t, p.do(t, logout), http.StatusOK)
+				r = p.do(t, request{path: whoami, cookie: warm})
+				wantAuthError(t, r, http.StatusUnauthorized, "invalid_token", "INVALID_TOKEN")
 			}
 			wantCleanLogs(t, p, warm)
 		})
