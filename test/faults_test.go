@@ -284,18 +284,25 @@ func wantCleanLogs(t *testing.T, p *proc, secrets ...string) {
 	}
 }
 
-// switchableUpstream is the backend behind a switch: serving, slow (it
-// answers no sooner than the request is given up on), or down (its port
-// closed).
+// switchableUpstream is the backend behind a switch: serving, down (its
+// port closed), or misbehaving as its mode says.
 type switchableUpstream struct {
 	addr string
 	next http.Handler
-	slow atomic.Bool
+	mode atomic.Int32 // one of the upstream… constants
 	quit chan struct{}
 
 	mu  sync.Mutex
 	srv *http.Server
 }
+
+// Modes of a switchableUpstream.
+const (
+	upstreamServing int32 = iota
+	upstreamSlow          // answers no sooner than the request is given up on
+	upstreamReset         // resets every connection at the first request
+	upstreamGarbage       // answers bytes that are not HTTP, then resets
+)
 
 func newSwitchableUpstream(t *testing.T, next http.Handler) *switchableUpstream {
 	t.Helper()
@@ -314,7 +321,8 @@ func newSwitchableUpstream(t *testing.T, next http.Handler) *switchableUpstream 
 }
 
 func (u *switchableUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if u.slow.Load() {
+	switch u.mode.Load() {
+	case upstreamSlow:
 		select {
 		case <-r.Context().Done():
 			return
@@ -322,6 +330,12 @@ func (u *switchableUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-time.After(30 * time.Second):
 		}
+	case upstreamReset:
+		reset(w, "")
+		return
+	case upstreamGarbage:
+		reset(w, "this is not HTTP\r\n\r\n")
+		return
 	}
 	u.next.ServeHTTP(w, r)
 }
@@ -332,6 +346,11 @@ func (u *switchableUpstream) serve(ln net.Listener) {
 	u.srv = srv
 	u.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
+}
+
+// setMode returns a function that switches u to mode.
+func (u *switchableUpstream) setMode(mode int32) func() {
+	return func() { u.mode.Store(mode) }
 }
 
 // down closes the port and every connection.
@@ -361,9 +380,10 @@ func (u *switchableUpstream) up(t *testing.T) {
 	u.serve(ln)
 }
 
-// TestFaultUpstream: an upstream that is down is a 502, one that does not
-// start answering within GATEHOUSE_UPSTREAM_RESPONSE_HEADER_TIMEOUT a 504,
-// each with an X-Reason a client can act on; when the upstream is back,
+// TestFaultUpstream: an upstream that is down, resets the connection or
+// answers something that is not HTTP is a 502; one that does not start
+// answering within GATEHOUSE_UPSTREAM_RESPONSE_HEADER_TIMEOUT a 504; each
+// with an X-Reason a client can act on. When the upstream is back,
 // requests go through again.
 func TestFaultUpstream(t *testing.T) {
 	t.Parallel()
@@ -382,7 +402,9 @@ func TestFaultUpstream(t *testing.T) {
 		reason string
 	}{
 		{"down", up.down, func() { up.up(t) }, http.StatusBadGateway, "UPSTREAM_UNAVAILABLE"},
-		{"slow", func() { up.slow.Store(true) }, func() { up.slow.Store(false) }, http.StatusGatewayTimeout, "UPSTREAM_TIMEOUT"},
+		{"slow", up.setMode(upstreamSlow), up.setMode(upstreamServing), http.StatusGatewayTimeout, "UPSTREAM_TIMEOUT"},
+		{"reset", up.setMode(upstreamReset), up.setMode(upstreamServing), http.StatusBadGateway, "UPSTREAM_UNAVAILABLE"},
+		{"not HTTP", up.setMode(upstreamGarbage), up.setMode(upstreamServing), http.StatusBadGateway, "UPSTREAM_UNAVAILABLE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fault()
