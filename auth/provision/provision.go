@@ -357,6 +357,5 @@ func orgIDs(orgs []ims.Organization) []string {
 }
 
 func storeUnavailable(err error) error {
-	return &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-		Description: "the session store is unavailable; retry shortly", Err: err}
+	return auth.StoreUnavailable("sign-in", err)
 }

@@ -695,7 +695,7 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	p0, o0 := imsCalls()
 	_, err := f.p.Ensure(t.Context(), token, claims)
-	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonStoreUnavailable)
 	wantCalls(t, p0, o0, 0, 0) // a store outage costs IMS nothing
 }
 

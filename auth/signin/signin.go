@@ -130,7 +130,9 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 	}
 	cookie, cerr := h.cookie(ctx, value, n)
 	if cerr != nil && !errors.Is(cerr, auth.ErrNoCredentials) && !isTokenError(cerr) {
-		return nil, cerr // the store is down: say so rather than "sign in again"
+		// The store is down: say so rather than "sign in again" (or, as a
+		// bare error, 500).
+		return nil, auth.StoreUnavailable("sign-in", cerr)
 	}
 
 	token, berr := bearer.Extract(r)
@@ -227,8 +229,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Res
 	}
 	cookie, lt, err := h.cfg.Sessions.Issue(ctx, user)
 	if err != nil {
-		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-			Description: "the session store is unavailable; retry shortly", Err: err}
+		return nil, auth.StoreUnavailable("sign-in", err)
 	}
 	h.remember(res, cookie.Value, user.ID, lt.ExpiresAt)
 	http.SetCookie(w, cookie)
@@ -322,8 +323,7 @@ func (h *Handler) Logout() http.Handler {
 			}
 			if err := h.cfg.Sessions.Revoke(r.Context(), c.Value); err != nil {
 				h.log.Error("logout: revoke login token", zap.Error(err))
-				auth.WriteError(w, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-					Description: "the session store is unavailable; the login token was not revoked, retry", Err: err})
+				auth.WriteError(w, auth.StoreUnavailable("sign-out (the login token was not revoked)", err))
 				return
 			}
 		}

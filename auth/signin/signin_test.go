@@ -441,12 +441,35 @@ func TestLogout(t *testing.T) {
 	}
 }
 
+// A store that cannot be used is a 503 that names the store and says when
+// to retry: not "sign in again" (401), not a 500, and not an identity
+// service outage.
 func TestStoreDownIsUnavailableNotUnauthorized(t *testing.T) {
-	f := newFixture(t)
-	tok := f.token(alice)
-	_ = f.store.Close()
-	w := f.request("GET", "/content", tok, nil, nil)
-	wantRefusal(t, w, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	for _, tc := range []struct {
+		name   string
+		bearer bool // a first sign-in; else a cookie past the session cache
+	}{
+		{"bearer sign-in", true},
+		{"cookie read from the store", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			_, c := f.signIn(alice)
+			tok := f.token(bob)
+			_ = f.store.Close()
+			f.clock.Add(time.Minute) // the cookie's cache entry is too old to trust
+			var w *httptest.ResponseRecorder
+			if tc.bearer {
+				w = f.request("GET", "/content", tok, nil, nil)
+			} else {
+				w = f.request("GET", "/content", "", c, nil)
+			}
+			wantRefusal(t, w, http.StatusServiceUnavailable, "", auth.ReasonStoreUnavailable)
+			if ra := w.Header().Get("Retry-After"); ra != "5" {
+				t.Errorf("Retry-After %q, want 5", ra)
+			}
+		})
+	}
 }
 
 // The identity carries the bearer's client id (whenever a bearer
