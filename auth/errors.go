@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrNoCredentials is returned by an authentication step when the request
@@ -27,16 +29,26 @@ const (
 	ReasonNoCredential = "NO_CREDENTIALS"
 	ReasonUnavailable  = "IDENTITY_SERVICE_UNAVAILABLE"
 	ReasonForbidden    = "FORBIDDEN"
+	// ReasonAmbiguousCookie: the request carries the login-token cookie
+	// more than once, so it does not say who is calling.
+	ReasonAmbiguousCookie = "AMBIGUOUS_COOKIE"
 )
+
+// RetryAfterSeconds is the Retry-After sent with every 503: about the time
+// Gatehouse waits before asking an unavailable IMS again.
+const RetryAfterSeconds = "5"
 
 // Error is an authentication failure together with the answer the client
 // should get. Err, the cause, is for logs and is never shown to the client.
 type Error struct {
-	Status      int    // HTTP status: 400, 401, 403, 429 or 503
+	Status      int    // HTTP status: 400, 401, 403, 429, 502 or 503
 	Code        string // RFC 6750 error code, or "" when none applies
 	Reason      string // X-Reason header value, or ""
 	Description string // what went wrong, in words a person can act on
 	Err         error  // the cause; may be nil
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up): when the client may try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -80,6 +92,14 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	if ae.Reason != "" {
 		h.Set("X-Reason", ae.Reason)
+	}
+	switch {
+	case ae.RetryAfter > 0:
+		h.Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
+	case ae.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "":
+		// Every 503 here is "try again shortly" (IMS or the store away);
+		// saying when keeps well-behaved clients from retrying in a loop.
+		h.Set("Retry-After", RetryAfterSeconds)
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -28,6 +28,27 @@ type record struct {
 	requestID  string
 	userID     string
 	clientGone bool // the upstream round trip ended because the client left
+	// authenticated: releaseBody ran, the request is being forwarded.
+	authenticated bool
+	// rw is the writer the access log wraps around the server's, so that
+	// steps behind writers without Unwrap can still reach the connection.
+	rw *ResponseRecorder
+}
+
+// setCloseConn sets whether the answer closes the connection.
+func (rec *record) setCloseConn(v bool) {
+	if rec.rw != nil {
+		rec.rw.closeConn = v
+	}
+}
+
+// controller returns a ResponseController for the request's connection:
+// through the access log's writer when there is one, else through w.
+func (rec *record) controller(w http.ResponseWriter) *http.ResponseController {
+	if rec.rw != nil {
+		w = rec.rw
+	}
+	return http.NewResponseController(w)
 }
 
 type recordKey struct{}
@@ -51,6 +72,7 @@ func accessLog(log *zap.Logger, direct *AccessLogJSON) func(http.Handler) http.H
 			start := time.Now()
 			rec := &record{}
 			rw := NewResponseRecorder(w)
+			rec.rw = rw
 			in := r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 
 			defer func() {
@@ -193,6 +215,10 @@ type ResponseRecorder struct {
 	wroteHeader bool
 	hijacked    bool
 	bytes       int64
+	// closeConn: the final answer carries Connection: close. Set at the
+	// moment of writing, so that nothing that edits the header map before
+	// (ReverseProxy clears it after forwarding a 1xx) can drop it.
+	closeConn bool
 }
 
 var (
@@ -241,6 +267,9 @@ func (w *ResponseRecorder) WriteHeader(code int) {
 	if !w.wroteHeader {
 		w.status = code
 		w.wroteHeader = true
+		if w.closeConn && code >= 200 {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

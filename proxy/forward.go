@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
 )
 
 // newForwarder returns the last step of the chain, which sends the
@@ -45,6 +47,9 @@ func newForwarder(cfg Config, headers upstreamHeaders, log *zap.Logger) http.Han
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 			headers.apply(pr.Out, pr.In)
+			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+				pr.Out.Body = clientBody{pr.Out.Body}
+			}
 		},
 		Transport:      NewTransport(cfg.Transport),
 		BufferPool:     NewBufferPool(),
@@ -85,9 +90,14 @@ const (
 )
 
 // errorHandler answers when the round trip to the upstream failed:
-//   - the client went away: nothing to answer; 499 in the access log;
-//   - the upstream was too slow (dial or response-header timeout): 504;
-//   - anything else (refused, reset, DNS, bad response): 502.
+//   - the client went away (before the answer, or in the middle of its
+//     body): nothing to answer; 499 in the access log;
+//   - the client's body could not be read (a malformed chunk): 400
+//     BAD_REQUEST_BODY, the client's fault, not the upstream's;
+//   - the upstream was too slow (dial or response-header timeout): 504
+//     UPSTREAM_TIMEOUT;
+//   - anything else (refused, reset, DNS, bad response): 502
+//     UPSTREAM_UNAVAILABLE.
 //
 // The error is logged once here; the request's headers never are.
 func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter, *http.Request, error) {
@@ -105,13 +115,25 @@ func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter
 			log.Warn("upstream error after protocol switch", fields...)
 			return
 		}
+		if errors.Is(err, errClientBody) {
+			if clientHungUp(err) {
+				rec.clientGone = true
+				log.Debug("client went away while sending its body", fields...)
+				return
+			}
+			log.Info("bad request body", fields...)
+			auth.WriteError(w, errBadRequestBody(err))
+			return
+		}
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			log.Warn("upstream timed out", fields...)
+			w.Header().Set("X-Reason", ReasonUpstreamTimeout)
 			writeText(w, http.StatusGatewayTimeout, bodyUpstreamTimeout)
 			return
 		}
 		log.Warn("upstream unavailable", fields...)
+		w.Header().Set("X-Reason", ReasonUpstreamUnavailable)
 		writeText(w, http.StatusBadGateway, bodyUpstreamUnavailable)
 	}
 }

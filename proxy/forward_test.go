@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,8 +40,10 @@ func TestUpstreamDown(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer good")
 	start := time.Now()
 	res, body := h.do(t, req)
-	if res.StatusCode != http.StatusBadGateway || strings.TrimSpace(body) != bodyUpstreamUnavailable {
-		t.Errorf("got %d %q, want 502 %q", res.StatusCode, body, bodyUpstreamUnavailable)
+	if res.StatusCode != http.StatusBadGateway || strings.TrimSpace(body) != bodyUpstreamUnavailable ||
+		res.Header.Get("X-Reason") != ReasonUpstreamUnavailable {
+		t.Errorf("got %d %q, X-Reason %q; want 502 %q, %s", res.StatusCode, body, res.Header.Get("X-Reason"),
+			bodyUpstreamUnavailable, ReasonUpstreamUnavailable)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("took %s", d)
@@ -65,8 +68,10 @@ func TestUpstreamSlow(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer good")
 	start := time.Now()
 	res, body := h.do(t, req)
-	if res.StatusCode != http.StatusGatewayTimeout || strings.TrimSpace(body) != bodyUpstreamTimeout {
-		t.Errorf("got %d %q, want 504 %q", res.StatusCode, body, bodyUpstreamTimeout)
+	if res.StatusCode != http.StatusGatewayTimeout || strings.TrimSpace(body) != bodyUpstreamTimeout ||
+		res.Header.Get("X-Reason") != ReasonUpstreamTimeout {
+		t.Errorf("got %d %q, X-Reason %q; want 504 %q, %s", res.StatusCode, body, res.Header.Get("X-Reason"),
+			bodyUpstreamTimeout, ReasonUpstreamTimeout)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %s", d)
@@ -80,6 +85,12 @@ func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
+// readErr is the error a read of b returns.
+func (b clientBody) readErr() error {
+	_, err := b.Read(make([]byte, 1))
+	return err
+}
+
 func TestErrorHandlerMapping(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -89,13 +100,16 @@ func TestErrorHandlerMapping(t *testing.T) {
 		err        error
 		wantStatus int // 0: nothing written
 		wantBody   string
+		wantReason string
 	}{
-		{"refused", context.Background(), &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 502, bodyUpstreamUnavailable},
-		{"reset", context.Background(), fmt.Errorf("read: %w", syscall.ECONNRESET), 502, bodyUpstreamUnavailable},
-		{"dns", context.Background(), &net.DNSError{Err: "no such host", Name: "aem.invalid", IsNotFound: true}, 502, bodyUpstreamUnavailable},
-		{"dial timeout", context.Background(), &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, 504, bodyUpstreamTimeout},
-		{"deadline", context.Background(), fmt.Errorf("round trip: %w", context.DeadlineExceeded), 504, bodyUpstreamTimeout},
-		{"client canceled", canceled, context.Canceled, 0, ""},
+		{"refused", context.Background(), &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 502, bodyUpstreamUnavailable, ReasonUpstreamUnavailable},
+		{"reset", context.Background(), fmt.Errorf("read: %w", syscall.ECONNRESET), 502, bodyUpstreamUnavailable, ReasonUpstreamUnavailable},
+		{"dns", context.Background(), &net.DNSError{Err: "no such host", Name: "aem.invalid", IsNotFound: true}, 502, bodyUpstreamUnavailable, ReasonUpstreamUnavailable},
+		{"dial timeout", context.Background(), &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}, 504, bodyUpstreamTimeout, ReasonUpstreamTimeout},
+		{"deadline", context.Background(), fmt.Errorf("round trip: %w", context.DeadlineExceeded), 504, bodyUpstreamTimeout, ReasonUpstreamTimeout},
+		{"client canceled", canceled, context.Canceled, 0, "", ""},
+		{"malformed client body", context.Background(), clientBody{io.NopCloser(iotest.ErrReader(errors.New("malformed chunked encoding")))}.readErr(), 400, `"reason":"BAD_REQUEST_BODY"`, ReasonBadRequestBody},
+		{"client hung up in its body", context.Background(), clientBody{io.NopCloser(iotest.ErrReader(io.ErrUnexpectedEOF))}.readErr(), 0, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,8 +123,10 @@ func TestErrorHandlerMapping(t *testing.T) {
 				if !rec.clientGone || w.Body.Len() != 0 {
 					t.Errorf("clientGone %v, body %q", rec.clientGone, w.Body)
 				}
-			} else if w.Code != tt.wantStatus || strings.TrimSpace(w.Body.String()) != tt.wantBody {
-				t.Errorf("got %d %q, want %d %q", w.Code, w.Body, tt.wantStatus, tt.wantBody)
+			} else if w.Code != tt.wantStatus || !strings.Contains(w.Body.String(), tt.wantBody) ||
+				w.Header().Get("X-Reason") != tt.wantReason {
+				t.Errorf("got %d %q, X-Reason %q; want %d %q, %q", w.Code, w.Body, w.Header().Get("X-Reason"),
+					tt.wantStatus, tt.wantBody, tt.wantReason)
 			}
 			if logs.Len() != 1 {
 				t.Fatalf("logged %d lines, want 1", logs.Len())

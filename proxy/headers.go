@@ -1,18 +1,19 @@
 package proxy
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/proxy/idheader"
 )
 
 // The headers through which the upstream learns who the user is, and the
 // request id shared with it. The upstream trusts the identity headers, so
 // only Gatehouse may set them.
+//
+// Their values are encoded as package idheader describes: decode them with
+// idheader.Decode and idheader.DecodeGroups.
 const (
 	HeaderUser      = "X-Forwarded-User"
 	HeaderEmail     = "X-Forwarded-Email"
@@ -86,29 +87,20 @@ func sameHeaderName(name, want string) bool {
 
 // requireIdentity runs after authentication. A request that reaches it
 // without an identity is refused: should an authentication step ever call
-// next by mistake, nothing unauthenticated is forwarded. An identity that
-// cannot be sent in headers is refused too, with the reason logged. The
-// headers themselves are written on the outgoing request, by
-// upstreamHeaders.
-func requireIdentity(log *zap.Logger) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, ok := auth.FromContext(r.Context())
-			if !ok || id.UserID == "" {
-				auth.WriteError(w, auth.Unauthorized(auth.ReasonNoCredential, "authentication required", nil))
-				return
-			}
-			if !validHeaderValue(id.UserID) || !validHeaderValue(id.Email) || !validGroups(id.Groups) {
-				// The transport would refuse the request anyway; say why.
-				log.Error("identity cannot be sent in headers",
-					zap.String("request_id", recordFrom(r.Context()).requestID))
-				auth.WriteError(w, auth.AsError(errInvalidIdentity))
-				return
-			}
-			recordFrom(r.Context()).userID = id.UserID
-			next.ServeHTTP(w, r)
-		})
-	}
+// next by mistake, nothing unauthenticated is forwarded. Every identity
+// can be sent, whatever bytes it holds, because upstreamHeaders encodes it
+// (see package idheader); the headers themselves are written on the
+// outgoing request.
+func requireIdentity(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := auth.FromContext(r.Context())
+		if !ok || id.UserID == "" {
+			auth.WriteError(w, auth.Unauthorized(auth.ReasonNoCredential, "authentication required", nil))
+			return
+		}
+		recordFrom(r.Context()).userID = id.UserID
+		next.ServeHTTP(w, r)
+	})
 }
 
 // upstreamHeaders is the header policy for the upstream, applied to the
@@ -143,23 +135,12 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 	}
 	set(HeaderRequestID, recordFrom(in.Context()).requestID)
 	if id, ok := auth.FromContext(in.Context()); ok {
-		set(HeaderUser, id.UserID)
-		set(HeaderEmail, id.Email)
-		set(HeaderGroups, strings.Join(id.Groups, ","))
+		// Encoded, so that no name can pass for two groups, lose the
+		// spaces at its ends in transit, or break the header.
+		set(HeaderUser, idheader.Encode(id.UserID))
+		set(HeaderEmail, idheader.Encode(id.Email))
+		set(HeaderGroups, idheader.EncodeGroups(id.Groups))
 	}
-}
-
-var errInvalidIdentity = errors.New("identity contains characters not allowed in a header")
-
-// validGroups reports whether the groups, joined with commas, can be sent
-// as a header value.
-func validGroups(groups []string) bool {
-	for _, g := range groups {
-		if !validHeaderValue(g) {
-			return false
-		}
-	}
-	return true
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no

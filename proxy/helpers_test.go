@@ -95,7 +95,7 @@ type testUpstream struct {
 	seen []seenRequest
 }
 
-func newUpstream(t *testing.T, handle http.HandlerFunc) *testUpstream {
+func newUpstream(t testing.TB, handle http.HandlerFunc) *testUpstream {
 	t.Helper()
 	u := &testUpstream{}
 	if handle == nil {
@@ -122,7 +122,7 @@ func (u *testUpstream) last(t *testing.T) seenRequest {
 	return u.seen[len(u.seen)-1]
 }
 
-func (u *testUpstream) url(t *testing.T) *url.URL {
+func (u *testUpstream) url(t testing.TB) *url.URL {
 	t.Helper()
 	p, err := url.Parse(u.URL)
 	if err != nil {
@@ -142,7 +142,7 @@ type harness struct {
 
 // newHarness starts an upstream with handle and Gatehouse in front of it;
 // edit adjusts the Config before New.
-func newHarness(t *testing.T, handle http.HandlerFunc, edit func(*Config)) *harness {
+func newHarness(t testing.TB, handle http.HandlerFunc, edit func(*Config)) *harness {
 	t.Helper()
 	h := &harness{upstream: newUpstream(t, handle), auth: &fakeAuth{}}
 	core, logs := observer.New(zapcore.DebugLevel)

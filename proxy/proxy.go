@@ -2,10 +2,12 @@
 // authentication step, and the reverse proxy to the upstream behind it.
 //
 // Every request goes through, in order: access log and panic recovery,
-// request id, removal of client-sent identity headers, Gatehouse's own
-// endpoints under the reserved prefix, authentication, the check that an
-// identity was established, and the reverse proxy, which writes the
-// identity headers on the outgoing request. See New.
+// request id, the guard on unauthenticated bodies, refusal of methods
+// never forwarded, removal of client-sent identity headers, Gatehouse's
+// own endpoints under the reserved prefix, authentication, the check that
+// an identity was established, the release of the body guard, and the
+// reverse proxy, which writes the identity headers on the outgoing
+// request. See New.
 package proxy
 
 import (
@@ -16,6 +18,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -51,6 +54,11 @@ type Config struct {
 	CookieName string
 	// Transport sets up the connection pool to the upstream.
 	Transport Transport
+	// UnauthenticatedBodyTimeout bounds how long a request with a body
+	// keeps its connection before it is authenticated: Gatehouse never reads
+	// such a body, but net/http does after the answer (see guardBody).
+	// Authenticated requests' bodies have no deadline. Default 10 s.
+	UnauthenticatedBodyTimeout time.Duration
 	// Logger receives the access log and upstream errors. Nil: no logs.
 	Logger *zap.Logger
 	// AccessLog, when set, writes the access log instead of Logger (same
@@ -60,8 +68,9 @@ type Config struct {
 
 // Defaults for Config.
 const (
-	defaultPrefix     = "/gatehouse/"
-	defaultCookieName = "login-token"
+	defaultPrefix                     = "/gatehouse/"
+	defaultCookieName                 = "login-token"
+	defaultUnauthenticatedBodyTimeout = 10 * time.Second
 )
 
 // New returns Gatehouse's handler for cfg, or an error naming the setting
@@ -83,10 +92,13 @@ func New(cfg Config) (http.Handler, error) {
 	return chain(newForwarder(cfg, headers, log),
 		accessLog(log, cfg.AccessLog),
 		requestID,
+		guardBody(cfg.UnauthenticatedBodyTimeout),
+		refuseMethods,
 		stripIdentityHeaders,
 		reserved.middleware,
 		cfg.Authenticate,
-		requireIdentity(log),
+		requireIdentity,
+		releaseBody,
 	), nil
 }
 
@@ -134,6 +146,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := cfg.Transport.validate(); err != nil {
 		return cfg, err
+	}
+	if cfg.UnauthenticatedBodyTimeout < 0 {
+		return cfg, errors.New("UnauthenticatedBodyTimeout must not be negative")
+	}
+	if cfg.UnauthenticatedBodyTimeout == 0 {
+		cfg.UnauthenticatedBodyTimeout = defaultUnauthenticatedBodyTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()

@@ -8,11 +8,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/proxy/idheader"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -39,6 +41,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"cookie name", Config{Upstream: up, Authenticate: authn, CookieName: "bad name"}, "CookieName"},
 		{"negative timeout", Config{Upstream: up, Authenticate: authn, Transport: Transport{DialTimeout: -1}}, "Transport.DialTimeout"},
 		{"negative pool", Config{Upstream: up, Authenticate: authn, Transport: Transport{MaxIdleConnsPerHost: -1}}, "Transport.MaxIdleConnsPerHost"},
+		{"negative body timeout", Config{Upstream: up, Authenticate: authn, UnauthenticatedBodyTimeout: -1}, "UnauthenticatedBodyTimeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,16 +151,84 @@ func TestIdentityHeaders(t *testing.T) {
 		}
 	})
 
-	t.Run("identity not representable", func(t *testing.T) {
+	t.Run("identity with hostile bytes", func(t *testing.T) {
+		// Once a 500 with nothing forwarded; encoded, every identity can
+		// be sent, and no byte of it can add a header.
 		h := newHarness(t, nil, nil)
-		h.auth.identityOver = &auth.Identity{UserID: "u\r\nX-Evil: 1"}
+		h.auth.identityOver = &auth.Identity{UserID: "u\r\nX-Evil: 1", Email: " ada@example.com\x00"}
 		req := h.newRequest(t, http.MethodGet, "/", nil)
 		req.Header.Set("Authorization", "Bearer good")
 		res, _ := h.do(t, req)
-		if res.StatusCode != http.StatusInternalServerError || h.upstream.hits.Load() != 0 {
-			t.Errorf("status %d, upstream hits %d; want 500 and none", res.StatusCode, h.upstream.hits.Load())
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", res.StatusCode)
+		}
+		seen := h.upstream.last(t).Header
+		if seen.Get("X-Evil") != "" {
+			t.Error("an identity value added a header")
+		}
+		if got, _ := idheader.Decode(seen.Get(HeaderUser)); got != "u\r\nX-Evil: 1" {
+			t.Errorf("upstream decoded user %q", got)
+		}
+		if got, _ := idheader.Decode(seen.Get(HeaderEmail)); got != " ada@example.com\x00" {
+			t.Errorf("upstream decoded email %q", got)
 		}
 	})
+}
+
+// TestHostileGroupNames: whatever the names of a user's groups, the
+// upstream decodes exactly those names, each as one group. Joined with
+// bare commas, "x,administrators" arrived as two groups, one of them
+// "administrators", and " administrators" lost its space in transit.
+func TestHostileGroupNames(t *testing.T) {
+	tests := []struct {
+		name   string
+		groups []string
+	}{
+		{"comma", []string{"x,administrators"}},
+		{"comma beside others", []string{"authors", "x,administrators", "dam-users"}},
+		{"leading space", []string{" administrators"}},
+		{"trailing space", []string{"administrators "}},
+		{"only spaces", []string{" ", "  "}},
+		{"encoded comma taken literally", []string{"a%2Cb", "a,b"}},
+		{"lone percent", []string{"%", "%%", "100%"}},
+		{"empty name is no group", []string{"", "authors", ""}},
+		{"unicode", []string{"Rédacteurs", "編集者", "emoji 😀"}},
+		{"tab", []string{"\t", "a\tb", "\tadministrators"}},
+		{"CR LF", []string{"a\r\nX-Forwarded-User: admin", "\r\n", "b\n"}},
+		{"control bytes", []string{"\x00", "a\x7fb", "\x1b[31m"}},
+		{"invalid UTF-8", []string{"\xff\xfe", "a\x80"}},
+		{"inner spaces stay", []string{"Content Authors"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			h.auth.identityOver = &auth.Identity{UserID: "u@AdobeID", Groups: tt.groups}
+			req := h.newRequest(t, http.MethodGet, "/content/dam.json", nil)
+			req.Header.Set("Authorization", "Bearer good")
+			req.Header.Set("X-Forwarded-Groups", "administrators") // spoofed
+			res, _ := h.do(t, req)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200", res.StatusCode)
+			}
+			seen := h.upstream.last(t).Header
+			if n := len(seen.Values(HeaderGroups)); n > 1 {
+				t.Fatalf("%d %s headers", n, HeaderGroups)
+			}
+			got, err := idheader.DecodeGroups(seen.Get(HeaderGroups))
+			if err != nil {
+				t.Fatalf("upstream cannot decode %q: %v", seen.Get(HeaderGroups), err)
+			}
+			var want []string
+			for _, g := range tt.groups {
+				if g != "" {
+					want = append(want, g)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("upstream decoded %q from %q, want %q", got, seen.Get(HeaderGroups), want)
+			}
+		})
+	}
 }
 
 func equalHeader(a, b http.Header) bool {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,6 +258,12 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 	if err := (&http.Cookie{Name: m.name, Value: "x", Path: m.path}).Valid(); err != nil {
 		return nil, fmt.Errorf("session manager: cookie name or path: %w", err)
 	}
+	if err := CheckCookieName(m.name, m.secure); err != nil {
+		return nil, fmt.Errorf("session manager: %w", err)
+	}
+	if hasPrefixFold(m.name, hostPrefix) && m.path != "/" {
+		return nil, fmt.Errorf("session manager: a %s cookie needs Path=/, not %q", hostPrefix, m.path)
+	}
 	m.codecs = make([]securecookie.Codec, len(keys))
 	for i, k := range keys {
 		if err := k.validate(); err != nil {
@@ -271,6 +278,37 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 		m.log.Warn("login-token cookie is sent without the Secure attribute; use this for plain-HTTP development only")
 	}
 	return m, nil
+}
+
+// The cookie name prefixes browsers enforce (RFC 6265bis, section 4.1.3):
+// a "__Secure-" cookie is accepted only with Secure, a "__Host-" cookie
+// only with Secure, Path=/ and no Domain, so that no other site under the
+// domain, and no plain-HTTP page, can set or shadow it. Browsers match
+// them regardless of case.
+const (
+	securePrefix = "__Secure-"
+	hostPrefix   = "__Host-"
+)
+
+// CheckCookieName reports whether name can be the login-token cookie's
+// name: an RFC 6265 token, and, with a "__Secure-" or "__Host-" prefix,
+// secure, since a browser drops such a cookie without the Secure
+// attribute. (The Manager's cookie has Path=/ by default and never a
+// Domain, as "__Host-" needs.)
+func CheckCookieName(name string, secure bool) error {
+	if err := (&http.Cookie{Name: name, Value: "x"}).Valid(); err != nil || name == "" {
+		return fmt.Errorf("cookie name %q: must be a token (letters, digits and !#$%%&'*+-.^_`|~)", name)
+	}
+	for _, p := range []string{hostPrefix, securePrefix} {
+		if hasPrefixFold(name, p) && !secure {
+			return fmt.Errorf("cookie name %q: browsers drop a %s cookie without the Secure attribute", name, p)
+		}
+	}
+	return nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // CookieName returns the login-token cookie's name.

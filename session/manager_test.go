@@ -437,7 +437,8 @@ func TestCookieAttributes(t *testing.T) {
 			wantName: "gh", wantPath: "/content", secure: true, site: http.SameSiteStrictMode, maxAge: 7200,
 			header: []string{"gh=", "Path=/content", "SameSite=Strict", "Max-Age=7200"}},
 		{name: "none needs secure", cfg: ManagerConfig{CookieSecure: true, SameSite: http.SameSiteNoneMode}, wantName: "login-token", wantPath: "/",
-			secure: true, site: http.SameSiteNoneMode, maxAge: 43200, header: []string{"SameSite=None", "Secure"}},
+			secure: true, site: http.SameSiteNoneMode, maxAge: 43200, header: []string{"SameSite=None", "Secure"}}, {name: "__Host- prefix", cfg: ManagerConfig{CookieName: "__Host-login-token", CookieSecure: true}, wantName: "__Host-login-token", wantPath: "/",
+			secure: true, site: http.SameSiteLaxMode, maxAge: 43200, header: []string{"__Host-login-token=", "Path=/", "Secure"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -461,6 +462,9 @@ func TestCookieAttributes(t *testing.T) {
 				if !strings.Contains(h, want) {
 					t.Errorf("Set-Cookie %q lacks %q", h, want)
 				}
+			}
+			if strings.Contains(h, "Domain") {
+				t.Errorf("Set-Cookie %q has a Domain: another host could be sent the cookie, and __Host- forbids it", h)
 			}
 			if !tt.secure && strings.Contains(h, "Secure") {
 				t.Errorf("Set-Cookie %q has Secure", h)
@@ -493,6 +497,9 @@ func TestNewManagerErrors(t *testing.T) {
 		{name: "no keys", store: st, want: "no cookie keys"},
 		{name: "short key", store: st, keys: []KeyPair{keys[0], {Hash: seq(16, 1), Block: seq(16, 2)}}, want: "key pair 2: hash key is 16 bytes"},
 		{name: "bad cookie name", store: st, keys: keys, cfg: ManagerConfig{CookieName: "login token"}, want: "cookie name"},
+		{name: "__Host- without Secure", store: st, keys: keys, cfg: ManagerConfig{CookieName: "__Host-login-token"}, want: "without the Secure attribute"},
+		{name: "__Secure- without Secure", store: st, keys: keys, cfg: ManagerConfig{CookieName: "__secure-login-token"}, want: "without the Secure attribute"},
+		{name: "__Host- with a path", store: st, keys: keys, cfg: ManagerConfig{CookieName: "__Host-lt", CookieSecure: true, CookiePath: "/content"}, want: "needs Path=/"},
 		{name: "tiny TTL", store: st, keys: keys, cfg: ManagerConfig{TTL: time.Millisecond}, want: "TTL"},
 	}
 	for _, tt := range tests {

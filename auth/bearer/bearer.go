@@ -15,7 +15,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
@@ -75,20 +78,38 @@ type Config struct {
 	// NegativeTTL is how long a remote "invalid" answer is remembered, so a
 	// client retrying a revoked token does not become an IMS flood. Default 1 minute.
 	NegativeTTL time.Duration
+	// StaleIfError is how long, after its recheck was due, a token IMS
+	// confirmed before keeps working while IMS cannot answer (unreachable,
+	// timed out, 5xx or 429), so that an IMS outage does not sign everyone
+	// out. The signature and expiry are still checked locally each time,
+	// and a token IMS called invalid never benefits. It applies to ModeBoth
+	// only: in ModeRemote nothing could check the signature while IMS is
+	// away. 0 turns it off (the setting's default, 15 minutes, is applied
+	// by the caller).
+	StaleIfError time.Duration
 	// CacheSize bounds the number of cached tokens. Default 100,000.
 	CacheSize int
 	Now       func() time.Time
+	Logger    *zap.Logger // nil: no logs
 }
+
+// staleRetryInterval is the least time between two rechecks of the same
+// token while it is kept by StaleIfError: a client's burst during an
+// outage costs IMS one call per token per interval, not one per request.
+const staleRetryInterval = 5 * time.Second
 
 // Authenticator validates bearer tokens. It is safe for concurrent use.
 type Authenticator struct {
 	cfg       Config
 	clientIDs map[string]struct{}
 	now       func() time.Time
+	log       *zap.Logger
 
 	mu      sync.Mutex
 	cache   map[Hash]*entry
 	flights map[Hash]*flight // validations under way
+
+	staleAccepted atomic.Uint64
 }
 
 type entry struct {
@@ -97,6 +118,13 @@ type entry struct {
 	recheckAt time.Time // remote modes: when to ask IMS again; zero for ModeLocal
 	err       error     // a remembered rejection (remote "invalid")
 	errUntil  time.Time
+
+	// While IMS cannot answer a due recheck and StaleIfError keeps the
+	// token: no new recheck before retryAt; staleLogged says this outage
+	// was logged for the token already. A new confirmation replaces the
+	// entry and so starts a new episode.
+	retryAt     time.Time
+	staleLogged bool
 }
 
 // New returns an Authenticator.
@@ -135,15 +163,23 @@ func New(cfg Config) (*Authenticator, error) {
 		now:       cfg.Now,
 		cache:     make(map[Hash]*entry),
 		flights:   make(map[Hash]*flight),
+		log:       cfg.Logger,
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = zap.NewNop()
 	}
 	for _, id := range cfg.ClientIDs {
 		a.clientIDs[id] = struct{}{}
 	}
 	return a, nil
 }
+
+// StaleAccepted returns how many requests were accepted on a confirmation
+// past its recheck because IMS could not answer (see Config.StaleIfError).
+func (a *Authenticator) StaleAccepted() uint64 { return a.staleAccepted.Load() }
 
 // Enabled reports whether bearer sign-in is on (the client allow-list is not empty).
 func (a *Authenticator) Enabled() bool { return len(a.clientIDs) > 0 }
@@ -222,8 +258,16 @@ func (a *Authenticator) Forget(h Hash) {
 func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
 	now := a.now()
 	a.mu.Lock()
-	if claims, ok, err := a.lookup(h, now); ok {
+	switch claims, v, err := a.lookup(h, now); v {
+	case answered:
 		a.mu.Unlock()
+		return claims, err
+	case staleRetryLater:
+		a.mu.Unlock()
+		claims, err := a.checkLocally(ctx, token, claims)
+		if err == nil {
+			a.staleAccepted.Add(1)
+		}
 		return claims, err
 	}
 	// One validation per token at a time: a burst of requests carrying a new
@@ -235,25 +279,29 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 		a.mu.Unlock()
 		select {
 		case <-f.done:
+			if f.err == nil && f.stale {
+				a.staleAccepted.Add(1) // per request, not per flight
+			}
 			return f.claims, f.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), err: errValidationAborted}
 	a.flights[h] = f
 	a.mu.Unlock()
-
 	// Deferred, so that the waiters are released even if validation
-	// panics; the error of a panic is not cached.
-	f.err = errValidationAborted
+	// panics; they then get errValidationAborted, which is not cached.
+	finished := false
 	defer func() {
-		a.mu.Lock()
-		a.store(h, f.claims, f.err, now)
-		delete(a.flights, h)
-		a.mu.Unlock()
+		if !finished {
+			a.mu.Lock()
+			delete(a.flights, h)
+			a.mu.Unlock()
+		}
 		close(f.done)
 	}()
+
 	// Detached from this caller's cancellation, so a client that hangs up
 	// does not fail everyone waiting on the same token; the IMS client's
 	// timeout still bounds it.
@@ -263,40 +311,109 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 		// tokens: keep only what is read after validation.
 		claims = claims.Essential()
 	}
-	f.claims, f.err = claims, err
+	stale := false
+	a.mu.Lock()
+	if errors.Is(err, errIMSOutage) {
+		// The local check has just passed: it runs before IMS is asked.
+		if c := a.stale(h, now, err); c != nil {
+			claims, err, stale = c, nil, true
+		}
+	}
+	if !stale {
+		a.store(h, claims, err, now)
+	}
+	delete(a.flights, h)
+	f.claims, f.err, f.stale = claims, err, stale
+	finished = true
+	a.mu.Unlock()
+	if stale {
+		a.staleAccepted.Add(1)
+	}
 	return claims, err
 }
 
 var errValidationAborted = errors.New("bearer: the validation of this token was aborted")
 
 // flight is a validation under way, which callers with the same token
-// wait for. It replaces singleflight.DoChan here, which starts a goroutine
-// per call: handing the work over and back cost more CPU on the first-seen
-// path than the signature check's rebuilding of the key's constants.
+// wait for; stale says the claims were accepted on a past confirmation
+// (StaleIfError). It replaces singleflight.DoChan here, which starts a
+// goroutine per call: handing the work over and back cost more CPU on
+// the first-seen path than the signature check's rebuilding of the key's
+// constants.
 type flight struct {
-	done   chan struct{} // closed once claims and err are set
+	done   chan struct{} // closed once claims, err and stale are set
 	claims *ims.Claims
 	err    error
+	stale  bool
 }
 
-// lookup answers from the cache: ok is false when the token must be
-// validated (not cached, or due for a remote recheck). a.mu must be held.
-func (a *Authenticator) lookup(h Hash, now time.Time) (claims *ims.Claims, ok bool, err error) {
+// verdict is what the cache says about a token.
+type verdict int
+
+const (
+	miss            verdict = iota // validate: not cached, or due for a remote recheck
+	answered                       // the cached outcome stands
+	staleRetryLater                // kept through an IMS outage, not yet time to ask again: check locally only
+)
+
+// lookup answers from the cache; a.mu must be held.
+func (a *Authenticator) lookup(h Hash, now time.Time) (*ims.Claims, verdict, error) {
 	e, found := a.cache[h]
 	if !found {
-		return nil, false, nil
+		return nil, miss, nil
 	}
 	switch {
 	case e.err != nil && now.Before(e.errUntil):
-		return nil, true, e.err
-	case e.err == nil && now.After(e.expiresAt.Add(a.cfg.ClockSkew)):
+		return nil, answered, e.err
+	case e.err != nil:
 		delete(a.cache, h)
-		return nil, true, expiredError(nil)
-	case e.err == nil && (e.recheckAt.IsZero() || now.Before(e.recheckAt)):
-		return e.claims, true, nil
+		return nil, miss, nil
+	case now.After(e.expiresAt.Add(a.cfg.ClockSkew)):
+		delete(a.cache, h)
+		return nil, answered, expiredError(nil)
+	case e.recheckAt.IsZero() || now.Before(e.recheckAt):
+		return e.claims, answered, nil
+	case now.Before(e.retryAt) && a.withinStale(e, now):
+		return e.claims, staleRetryLater, nil
 	}
-	delete(a.cache, h)
-	return nil, false, nil
+	// Due for a recheck. The entry stays: if IMS cannot answer, it is the
+	// confirmation StaleIfError keeps.
+	return nil, miss, nil
+}
+
+// withinStale reports whether StaleIfError still covers confirmed entry e.
+func (a *Authenticator) withinStale(e *entry, now time.Time) bool {
+	return a.cfg.Mode == ModeBoth && a.cfg.StaleIfError > 0 && e.err == nil &&
+		!e.recheckAt.IsZero() && !now.After(e.recheckAt.Add(a.cfg.StaleIfError))
+}
+
+// stale returns the confirmed claims of token h when StaleIfError covers
+// them after IMS failed to answer their recheck with cause, and nil
+// otherwise; a.mu must be held. It logs once per token per outage.
+func (a *Authenticator) stale(h Hash, now time.Time, cause error) *ims.Claims {
+	e, ok := a.cache[h]
+	if !ok || !a.withinStale(e, now) {
+		return nil
+	}
+	e.retryAt = now.Add(staleRetryInterval)
+	if !e.staleLogged {
+		e.staleLogged = true
+		a.log.Warn("IMS cannot recheck a bearer token; accepting its last confirmation",
+			zap.String("token", h.Short()), zap.String("user", e.claims.UserID),
+			zap.Duration("past_due", now.Sub(e.recheckAt)),
+			zap.Duration("stale_if_error", a.cfg.StaleIfError), zap.Error(cause))
+	}
+	return e.claims
+}
+
+// checkLocally returns the confirmed claims of a token kept by
+// StaleIfError between two recheck attempts, once its signature and expiry
+// have passed the local check again.
+func (a *Authenticator) checkLocally(ctx context.Context, token string, claims *ims.Claims) (*ims.Claims, error) {
+	if _, err := a.cfg.Verifier.Verify(ctx, token); err != nil {
+		return nil, localError(err)
+	}
+	return claims, nil
 }
 
 // store caches an outcome; a.mu must be held. Only definite outcomes are
@@ -349,6 +466,10 @@ func (a *Authenticator) CacheLen() int {
 
 var errRemoteInvalid = errors.New("IMS says the token is not valid")
 
+// errIMSOutage marks a remote validation that IMS could not answer (see
+// ims.IsOutage), the only failure StaleIfError covers.
+var errIMSOutage = errors.New("IMS could not answer")
+
 func (a *Authenticator) validateUncached(ctx context.Context, token string) (*ims.Claims, error) {
 	var claims *ims.Claims
 	if a.cfg.Mode != ModeRemote {
@@ -378,6 +499,9 @@ func (a *Authenticator) validateUncached(ctx context.Context, token string) (*im
 	}
 	res, err := a.cfg.Client.ValidateToken(ctx, token, clientID)
 	if err != nil {
+		if ims.IsOutage(err) {
+			err = fmt.Errorf("%w: %w", errIMSOutage, err)
+		}
 		if errors.Is(err, ims.ErrRateLimited) {
 			return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
 				Description: "the identity service is rate-limiting token validation; retry shortly", Err: err}

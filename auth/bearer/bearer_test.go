@@ -135,7 +135,7 @@ func buildFixture(t *testing.T, mode bearer.Mode, opt func(*bearer.Config), load
 			t.Fatal(err)
 		}
 	}
-	if mode != bearer.ModeLocal {
+	if mode != bearer.ModeLocal && cfg.Client == nil { // opt may bring its own
 		c, err := ims.NewClient(idp.URL, nil)
 		if err != nil {
 			t.Fatal(err)

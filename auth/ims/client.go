@@ -206,7 +206,7 @@ func statusError(resp *http.Response) error {
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return &RateLimitError{RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
-	return fmt.Errorf("%w: unexpected status %d", ErrUnavailable, resp.StatusCode)
+	return &StatusError{Status: resp.StatusCode}
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.

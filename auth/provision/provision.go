@@ -33,6 +33,12 @@ type Config struct {
 	Mapping *groupmap.Mapping // nil maps every group to its own name
 	// SyncInterval is how long a sync counts as fresh. Default 1 hour.
 	SyncInterval time.Duration
+	// StaleIfError is how long after a known user's sync was due they are
+	// still served as last synced (stored profile and groups) while IMS
+	// cannot answer: unreachable, timed out, 5xx or 429. Past it, or for
+	// an answer IMS gave that cannot be used, the sign-in is refused with
+	// 503. A user not yet in the store is refused either way. 0: off.
+	StaleIfError time.Duration
 	// OnSync is called after a sync changed a user's groups, so caches of
 	// the user's identity can be dropped. May be nil.
 	OnSync func(userID string)
@@ -61,7 +67,19 @@ type Provisioner struct {
 	// full, an arbitrary entry is evicted.
 	mu    sync.RWMutex
 	users map[string]cachedUser
+
+	// holding maps the id of a user served as last synced through an IMS
+	// outage to when their sync may be tried again, so that a burst of
+	// sign-ins costs IMS one attempt per user per staleRetryInterval. An
+	// entry lives until a sync succeeds, which marks the outage's end
+	// for that user (it is logged once per user per outage).
+	holdMu  sync.Mutex
+	holding map[string]time.Time
 }
+
+// staleRetryInterval is the least time between two sync attempts for a
+// user served as last synced while IMS cannot answer.
+const staleRetryInterval = 5 * time.Second
 
 // cachedUser is a user and when it was read from the store (or synced).
 // The *session.User is shared: read only.
@@ -90,7 +108,8 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger, users: make(map[string]cachedUser)}
+	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger, users: make(map[string]cachedUser),
+		holding: make(map[string]time.Time)}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -100,9 +119,55 @@ func New(cfg Config) (*Provisioner, error) {
 	return p, nil
 }
 
-// Fresh reports whether u was synced recently enough to be used as it is.
+// Fresh reports whether u may be used as it is: synced within the sync
+// interval, or served as last synced because IMS could not answer their
+// due sync moments ago (see Config.StaleIfError), so that the next
+// attempt waits a little.
 func (p *Provisioner) Fresh(u *session.User) bool {
-	return u != nil && p.now().Sub(u.SyncedAt) < p.cfg.SyncInterval
+	if u == nil {
+		return false
+	}
+	now := p.now()
+	if now.Sub(u.SyncedAt) < p.cfg.SyncInterval {
+		return true
+	}
+	p.holdMu.Lock()
+	retryAt, ok := p.holding[u.ID]
+	p.holdMu.Unlock()
+	return ok && now.Before(retryAt) && p.withinStale(u, now)
+}
+
+// withinStale reports whether StaleIfError still covers u's last sync.
+func (p *Provisioner) withinStale(u *session.User, now time.Time) bool {
+	return p.cfg.StaleIfError > 0 && !now.After(u.SyncedAt.Add(p.cfg.SyncInterval+p.cfg.StaleIfError))
+}
+
+// hold records that u is served as last synced because IMS could not
+// answer their sync (cause), and logs it once per outage.
+func (p *Provisioner) hold(u *session.User, now time.Time, cause error) {
+	p.holdMu.Lock()
+	_, held := p.holding[u.ID]
+	if !held && len(p.holding) >= p.cfg.CacheSize {
+		for id := range p.holding { // arbitrary: map order is random
+			delete(p.holding, id)
+			break
+		}
+	}
+	p.holding[u.ID] = now.Add(staleRetryInterval)
+	p.holdMu.Unlock()
+	if !held {
+		p.log.Warn("IMS cannot sync a user; serving their last synced profile and groups",
+			zap.String("user", u.ID), zap.Time("synced_at", u.SyncedAt),
+			zap.Duration("past_due", now.Sub(u.SyncedAt.Add(p.cfg.SyncInterval))),
+			zap.Duration("stale_if_error", p.cfg.StaleIfError), zap.Error(cause))
+	}
+}
+
+// release ends the outage episode of user id, if any: their sync succeeded.
+func (p *Provisioner) release(id string) {
+	p.holdMu.Lock()
+	delete(p.holding, id)
+	p.holdMu.Unlock()
 }
 
 // Ensure returns the user the validated token belongs to, creating or
@@ -174,12 +239,11 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 			return nil, auth.Unauthorized(auth.ReasonInvalidToken,
 				"the identity service no longer accepts this token (revoked?); get a new access token from IMS", err)
 		}
-		if stale != nil {
+		if now := p.now(); stale != nil && ims.IsOutage(err) && p.withinStale(stale, now) {
 			// IMS is down or rate-limiting but the user is known: serving
-			// them with the memberships of the last sync beats locking every
-			// known user out during an IMS outage. The next sign-in retries.
-			p.log.Warn("user sync failed; using last synced data",
-				zap.String("user", claims.UserID), zap.Time("synced_at", stale.SyncedAt), zap.Error(err))
+			// them with the memberships of the last sync, for a bounded
+			// time, beats locking every known user out during an outage.
+			p.hold(stale, now, err)
 			return stale, nil
 		}
 		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
@@ -204,6 +268,7 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
 	}
 	p.remember(res.User, syncAt)
+	p.release(claims.UserID)
 	p.log.Info("user synced",
 		zap.String("user", claims.UserID), zap.Bool("created", res.Created),
 		zap.Strings("groups_added", res.Added), zap.Strings("groups_removed", res.Removed))
@@ -292,6 +357,5 @@ func orgIDs(orgs []ims.Organization) []string {
 }
 
 func storeUnavailable(err error) error {
-	return &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-		Description: "the session store is unavailable; retry shortly", Err: err}
+	return auth.StoreUnavailable("sign-in", err)
 }

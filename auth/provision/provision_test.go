@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
@@ -533,6 +536,13 @@ func TestRevokedAtSync(t *testing.T) {
 	})
 }
 
+const (
+	staleGrace = 15 * time.Minute
+	// staleRetry is a little more than the back-off between two sync
+	// attempts for a user served as last synced.
+	staleRetry = 6 * time.Second
+)
+
 func TestIMSTrouble(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -544,7 +554,11 @@ func TestIMSTrouble(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"/known stale user is served as last synced", func(t *testing.T) {
-			f := newFixture(t, nil)
+			core, logs := observer.New(zap.InfoLevel)
+			f := newFixture(t, func(c *provision.Config) {
+				c.StaleIfError = staleGrace
+				c.Logger = zap.New(core)
+			})
 			id, token, claims := newUser(t)
 			first, err := f.p.Ensure(t.Context(), token, claims)
 			if err != nil {
@@ -553,7 +567,7 @@ func TestIMSTrouble(t *testing.T) {
 			if err := idp.SetGroups(id, orgA, nil); err != nil {
 				t.Fatal(err)
 			}
-			f.clock.Advance(2 * time.Hour)
+			f.clock.Advance(time.Hour + staleGrace - time.Minute) // the sync is due, the grace not over
 			tt.set(true)
 			t.Cleanup(func() { tt.set(false) })
 			p0, o0 := imsCalls()
@@ -573,8 +587,33 @@ func TestIMSTrouble(t *testing.T) {
 			if !stored.SyncedAt.Equal(first.SyncedAt) {
 				t.Errorf("stored SyncedAt = %v: a failed sync was recorded as done", stored.SyncedAt)
 			}
-			// After IMS recovers, the next sign-in syncs.
+			// A burst does not ask IMS again at once: the user counts as
+			// fresh for a few seconds, then the sync is tried again.
+			p0, o0 = imsCalls()
+			for range 3 {
+				f.clock.Advance(time.Second)
+				if !f.p.Fresh(u) {
+					t.Error("Fresh = false within the retry back-off")
+				}
+				if _, err := f.p.Ensure(t.Context(), token, claims); err != nil {
+					t.Fatalf("Ensure within the retry back-off: %v", err)
+				}
+			}
+			wantCalls(t, p0, o0, 0, 0)
+			f.clock.Advance(staleRetry)
+			if f.p.Fresh(u) {
+				t.Error("Fresh = true past the retry back-off")
+			}
+			if _, err := f.p.Ensure(t.Context(), token, claims); err != nil {
+				t.Fatalf("Ensure after the retry back-off: %v", err)
+			}
+			wantCalls(t, p0, o0, 1, 1)
+			if n := logs.FilterMessageSnippet("last synced").Len(); n != 1 {
+				t.Errorf("stale log entries = %d, want 1 per user per outage: %v", n, logs.All())
+			}
+			// After IMS recovers, the next sign-in past the back-off syncs.
 			tt.set(false)
+			f.clock.Advance(staleRetry)
 			u, err = f.p.Ensure(t.Context(), token, claims)
 			if err != nil {
 				t.Fatal(err)
@@ -584,19 +623,34 @@ func TestIMSTrouble(t *testing.T) {
 				t.Errorf("SyncedAt after recovery = %v, want %v", u.SyncedAt, f.clock.Now())
 			}
 		})
-		t.Run(tt.name+"/new user", func(t *testing.T) {
-			f := newFixture(t, nil)
+		for _, limit := range []struct {
+			name    string
+			grace   time.Duration
+			advance time.Duration
+		}{
+			{"past the grace", staleGrace, time.Hour + staleGrace + time.Minute},
+			{"grace off", 0, time.Hour + time.Minute},
+		} {
+			t.Run(tt.name+"/known stale user, "+limit.name+": refused", func(t *testing.T) {
+				f := newFixture(t, func(c *provision.Config) { c.StaleIfError = limit.grace })
+				_, token, claims := newUser(t)
+				if _, err := f.p.Ensure(t.Context(), token, claims); err != nil {
+					t.Fatal(err)
+				}
+				f.clock.Advance(limit.advance)
+				tt.set(true)
+				t.Cleanup(func() { tt.set(false) })
+				u, err := f.p.Ensure(t.Context(), token, claims)
+				wantUnavailable(t, u, err, tt.cause)
+			})
+		}
+		t.Run(tt.name+"/new user, even with a grace", func(t *testing.T) {
+			f := newFixture(t, func(c *provision.Config) { c.StaleIfError = staleGrace })
 			id, token, claims := newUser(t)
 			tt.set(true)
 			t.Cleanup(func() { tt.set(false) })
 			u, err := f.p.Ensure(t.Context(), token, claims)
-			if u != nil {
-				t.Errorf("user = %+v, want none", u)
-			}
-			wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
-			if !errors.Is(err, tt.cause) {
-				t.Errorf("err = %v, want it to wrap %v", err, tt.cause)
-			}
+			wantUnavailable(t, u, err, tt.cause)
 			if _, err := f.store.GetUser(t.Context(), id); !errors.Is(err, session.ErrNotFound) {
 				t.Errorf("GetUser after a failed first sign-in: %v, want ErrNotFound", err)
 			}
@@ -605,6 +659,18 @@ func TestIMSTrouble(t *testing.T) {
 				t.Errorf("Ensure after IMS recovered: %v", err)
 			}
 		})
+	}
+}
+
+// wantUnavailable checks that Ensure refused with 503 for cause.
+func wantUnavailable(t *testing.T, u *session.User, err, cause error) {
+	t.Helper()
+	if u != nil {
+		t.Errorf("user = %+v, want none", u)
+	}
+	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	if !errors.Is(err, cause) {
+		t.Errorf("err = %v, want it to wrap %v", err, cause)
 	}
 }
 
@@ -629,7 +695,7 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	p0, o0 := imsCalls()
 	_, err := f.p.Ensure(t.Context(), token, claims)
-	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonStoreUnavailable)
 	wantCalls(t, p0, o0, 0, 0) // a store outage costs IMS nothing
 }
 

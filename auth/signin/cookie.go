@@ -10,22 +10,27 @@ import (
 // with more goes through net/http, which enforces its own limit on them.
 const maxFastCookies = 100
 
-// cookieValue returns the value of the first cookie called name, as
-// (*http.Request).Cookie does, without allocating: it runs on every
-// request, and Request.Cookie builds every cookie of the header to return
-// one. Anything unusual is left to Request.Cookie.
-func cookieValue(r *http.Request, name string) (string, bool) {
+// cookieValue returns the value of the first valid cookie called name and
+// how many valid cookies of that name the request carries, reading them as
+// (*http.Request).Cookies does. Only n == 1 names a credential: with more,
+// the request is ambiguous (another site under the same domain can plant
+// a second cookie of the name), and the caller must not pick one.
+//
+// It allocates nothing for a request of up to maxFastCookies cookies: it
+// runs on every request, and Request.Cookie builds every cookie of the
+// header to return one. Anything larger is left to net/http.
+func cookieValue(r *http.Request, name string) (value string, n int) {
 	lines := r.Header["Cookie"]
-	n := 0
+	count := 0
 	for _, line := range lines {
-		n += strings.Count(line, ";") + 1
+		count += strings.Count(line, ";") + 1
 	}
-	if n > maxFastCookies {
-		c, err := r.Cookie(name)
-		if err != nil {
-			return "", false
+	if count > maxFastCookies {
+		cs := r.CookiesNamed(name)
+		if len(cs) == 0 {
+			return "", 0
 		}
-		return c.Value, true
+		return cs[0].Value, len(cs)
 	}
 	for _, line := range lines {
 		line = textproto.TrimString(line)
@@ -38,11 +43,14 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 				continue
 			}
 			if v, ok := parseCookieValue(v); ok {
-				return v, true
+				if n == 0 {
+					value = v
+				}
+				n++
 			}
 		}
 	}
-	return "", false
+	return value, n
 }
 
 // parseCookieValue is net/http's reading of a cookie value: surrounding

@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// cookieValue must pick the same cookie as (*http.Request).Cookie.
+// cookieValue must pick the same cookie as (*http.Request).Cookie, and
+// count the cookies of the name as (*http.Request).CookiesNamed finds them.
 func TestCookieValueMatchesNetHTTP(t *testing.T) {
 	const name = "login-token"
 	lines := [][]string{
@@ -48,9 +49,9 @@ func TestCookieValueMatchesNetHTTP(t *testing.T) {
 			req.Header["Cookie"] = l
 		}
 		want, err := req.Cookie(name)
-		got, ok := cookieValue(req, name)
-		if ok != (err == nil) || (ok && got != want.Value) {
-			t.Fatalf("Cookie header %q: cookieValue = %q, %v; net/http = %v, %v", l, got, ok, want, err)
+		got, n := cookieValue(req, name)
+		if (n > 0) != (err == nil) || (n > 0 && got != want.Value) || n != len(req.CookiesNamed(name)) {
+			t.Fatalf("Cookie header %q: cookieValue = %q, %d; net/http = %v, %v, %d cookies", l, got, n, want, err, len(req.CookiesNamed(name)))
 		}
 	}
 }
@@ -68,7 +69,7 @@ func BenchmarkCookieValue(b *testing.B) {
 	b.Run("cookieValue", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := cookieValue(req, "login-token"); !ok {
+			if _, n := cookieValue(req, "login-token"); n != 1 {
 				b.Fatal("missing")
 			}
 		}

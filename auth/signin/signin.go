@@ -9,12 +9,21 @@
 //     for this bearer reused — and sent back as a cookie.
 //  3. Neither, or an expired cookie alone: 401 with WWW-Authenticate:
 //     Bearer and X-Reason, so that the client signs in again.
+//
+// The cookie rule: a request that carries the login-token cookie more than
+// once (counted as net/http reads cookies; a site under the same domain
+// can plant a second one) has no cookie credential, and neither cookie is
+// ever validated. Without a usable bearer token it is refused with 400,
+// X-Reason AMBIGUOUS_COOKIE, and the cookie is cleared; with one, the
+// bearer alone signs it in, and the answer sets a single fresh login-token
+// cookie. Logout revokes every login token such a request carries.
 package signin
 
 import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,9 +124,15 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Identity, error) {
 	ctx := r.Context()
-	cookie, cerr := h.cookie(ctx, r)
+	value, n := cookieValue(r, h.cfg.Sessions.CookieName())
+	if n > 1 {
+		return h.ambiguousCookie(w, r)
+	}
+	cookie, cerr := h.cookie(ctx, value, n)
 	if cerr != nil && !errors.Is(cerr, auth.ErrNoCredentials) && !isTokenError(cerr) {
-		return nil, cerr // the store is down: say so rather than "sign in again"
+		// The store is down: say so rather than "sign in again" (or, as a
+		// bare error, 500).
+		return nil, auth.StoreUnavailable("sign-in", cerr)
 	}
 
 	token, berr := bearer.Extract(r)
@@ -145,14 +160,42 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 	return h.signIn(w, r, res)
 }
 
-// cookie validates the login-token cookie of r. It returns
-// auth.ErrNoCredentials when there is none.
-func (h *Handler) cookie(ctx context.Context, r *http.Request) (*session.Validated, error) {
-	value, ok := cookieValue(r, h.cfg.Sessions.CookieName())
-	if !ok {
+// cookie validates the value of the request's only login-token cookie;
+// n is how many it carries (0 or 1). It returns auth.ErrNoCredentials when
+// there is none.
+func (h *Handler) cookie(ctx context.Context, value string, n int) (*session.Validated, error) {
+	if n == 0 {
 		return nil, auth.ErrNoCredentials
 	}
 	return h.cfg.Sessions.Validate(ctx, value)
+}
+
+// errAmbiguousCookie is the refusal of a request that carries the
+// login-token cookie more than once and no bearer token.
+var errAmbiguousCookie = &auth.Error{Status: http.StatusBadRequest, Code: auth.CodeInvalidRequest,
+	Reason: auth.ReasonAmbiguousCookie,
+	Description: "the request carries more than one login-token cookie (another site under this domain may have set one); " +
+		"clear cookies for this site, or sign in again with Authorization: Bearer <IMS access token>"}
+
+// ambiguousCookie authenticates a request that carries the login-token
+// cookie more than once. Neither is looked at: picking one would let
+// whoever planted the other choose the user, or lock the user out. A
+// bearer token, the explicit statement of who is calling, may still sign
+// the request in, and its fresh cookie replaces ours; otherwise the
+// cookie is cleared and the request refused.
+func (h *Handler) ambiguousCookie(w http.ResponseWriter, r *http.Request) (*auth.Identity, error) {
+	err := error(errAmbiguousCookie)
+	if token, berr := bearer.Extract(r); berr == nil {
+		var res *bearer.Result
+		if res, err = h.cfg.Bearer.Authenticate(r.Context(), token); err == nil {
+			var id *auth.Identity
+			if id, err = h.signIn(w, r, res); err == nil {
+				return id, nil
+			}
+		}
+	}
+	http.SetCookie(w, h.cfg.Sessions.ClearCookie())
+	return nil, err
 }
 
 // fromCookie is the identity of a valid login-token cookie; clientID is
@@ -186,8 +229,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Res
 	}
 	cookie, lt, err := h.cfg.Sessions.Issue(ctx, user)
 	if err != nil {
-		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-			Description: "the session store is unavailable; retry shortly", Err: err}
+		return nil, auth.StoreUnavailable("sign-in", err)
 	}
 	h.remember(res, cookie.Value, user.ID, lt.ExpiresAt)
 	http.SetCookie(w, cookie)
@@ -270,23 +312,26 @@ func (h *Handler) Logout() http.Handler {
 			http.Error(w, "logout: use POST", http.StatusMethodNotAllowed)
 			return
 		}
-		userID := ""
-		if c, err := r.Cookie(h.cfg.Sessions.CookieName()); err == nil {
+		// Every login-token cookie of the request is revoked: with more
+		// than one, which is the caller's cannot be told, and revoking
+		// only ever takes access away (the token of whoever planted the
+		// other one included, which they could revoke themselves).
+		var users []string
+		for _, c := range r.CookiesNamed(h.cfg.Sessions.CookieName()) {
 			if v, err := h.cfg.Sessions.Validate(r.Context(), c.Value); err == nil {
-				userID = v.User.ID
+				users = append(users, v.User.ID)
 			}
 			if err := h.cfg.Sessions.Revoke(r.Context(), c.Value); err != nil {
 				h.log.Error("logout: revoke login token", zap.Error(err))
-				auth.WriteError(w, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-					Description: "the session store is unavailable; the login token was not revoked, retry", Err: err})
+				auth.WriteError(w, auth.StoreUnavailable("sign-out (the login token was not revoked)", err))
 				return
 			}
 		}
-		if userID != "" {
-			h.dropReuse(userID)
+		for _, u := range users {
+			h.dropReuse(u)
 		}
 		http.SetCookie(w, h.cfg.Sessions.ClearCookie())
-		h.log.Info("signed out", zap.String("user", userID), zap.String("outcome", "logout"))
+		h.log.Info("signed out", zap.String("user", strings.Join(users, ",")), zap.String("outcome", "logout"))
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte(`{"status":"signed out"}` + "\n"))

@@ -441,12 +441,35 @@ func TestLogout(t *testing.T) {
 	}
 }
 
+// A store that cannot be used is a 503 that names the store and says when
+// to retry: not "sign in again" (401), not a 500, and not an identity
+// service outage.
 func TestStoreDownIsUnavailableNotUnauthorized(t *testing.T) {
-	f := newFixture(t)
-	tok := f.token(alice)
-	_ = f.store.Close()
-	w := f.request("GET", "/content", tok, nil, nil)
-	wantRefusal(t, w, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	for _, tc := range []struct {
+		name   string
+		bearer bool // a first sign-in; else a cookie past the session cache
+	}{
+		{"bearer sign-in", true},
+		{"cookie read from the store", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			_, c := f.signIn(alice)
+			tok := f.token(bob)
+			_ = f.store.Close()
+			f.clock.Add(time.Minute) // the cookie's cache entry is too old to trust
+			var w *httptest.ResponseRecorder
+			if tc.bearer {
+				w = f.request("GET", "/content", tok, nil, nil)
+			} else {
+				w = f.request("GET", "/content", "", c, nil)
+			}
+			wantRefusal(t, w, http.StatusServiceUnavailable, "", auth.ReasonStoreUnavailable)
+			if ra := w.Header().Get("Retry-After"); ra != "5" {
+				t.Errorf("Retry-After %q, want 5", ra)
+			}
+		})
+	}
 }
 
 // The identity carries the bearer's client id (whenever a bearer
@@ -485,5 +508,103 @@ func TestIdentityCarriesClientIDAndOrgs(t *testing.T) {
 	w := f.request("GET", "/content", "", c, map[string]string{"Authorization": "Basic dXNlcjpwYXNz"})
 	if w.Code != http.StatusNoContent || f.seen.ClientID != "" {
 		t.Errorf("status %d client id %q, want 204 and none", w.Code, f.seen.ClientID)
+	}
+}
+
+// A request with the login-token cookie more than once is never
+// authenticated from either cookie: it is refused with 400 and the cookie
+// cleared, whichever comes first and whichever is valid. A bearer token
+// alone may still sign it in, and sets a single fresh cookie.
+func TestAmbiguousCookies(t *testing.T) {
+	f := newFixture(t)
+	aliceTok, ca := f.signIn(alice)
+	_, cb := f.signIn(bob)
+	line := func(values ...string) string {
+		parts := make([]string, len(values))
+		for i, v := range values {
+			parts[i] = session.DefaultCookieName + "=" + v
+		}
+		return strings.Join(parts, "; ")
+	}
+	tests := []struct {
+		name   string
+		cookie string // the Cookie header
+		bearer string
+		status int
+		user   string // who the request is authenticated as; "" for a refusal
+	}{
+		{"valid then garbage", line(ca.Value, "garbage"), "", http.StatusBadRequest, ""},
+		{"garbage then valid", line("garbage", ca.Value), "", http.StatusBadRequest, ""},
+		{"two valid, different users", line(ca.Value, cb.Value), "", http.StatusBadRequest, ""},
+		{"two valid, other order", line(cb.Value, ca.Value), "", http.StatusBadRequest, ""},
+		{"the same cookie twice", line(ca.Value, ca.Value), "", http.StatusBadRequest, ""},
+		{"among other cookies", "theme=dark; " + line(ca.Value) + "; _ga=1; " + line(cb.Value), "", http.StatusBadRequest, ""},
+		{"another scheme beside them", line(ca.Value, cb.Value), "-Basic dXNlcjpwYXNz", http.StatusBadRequest, ""},
+		{"invalid bearer beside them", line(ca.Value, cb.Value), "not-a-token", http.StatusUnauthorized, ""},
+		{"bearer beside them signs in", line(cb.Value, ca.Value), aliceTok, http.StatusNoContent, alice},
+		{"bearer of the second cookie's user", line(ca.Value, cb.Value), f.token(bob), http.StatusNoContent, bob},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := map[string]string{"Cookie": tt.cookie}
+			bearerTok := tt.bearer
+			if rest, ok := strings.CutPrefix(tt.bearer, "-"); ok {
+				extra["Authorization"], bearerTok = rest, ""
+			}
+			w := f.request("GET", "/content", bearerTok, nil, extra)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			set := loginCookie(w)
+			if tt.user == "" {
+				if f.seen != nil {
+					t.Fatalf("authenticated as %s", f.seen.UserID)
+				}
+				if tt.status == http.StatusBadRequest {
+					wantRefusal(t, w, tt.status, auth.CodeInvalidRequest, auth.ReasonAmbiguousCookie)
+				}
+				if set == nil || set.MaxAge >= 0 || set.Path != "/" {
+					t.Errorf("cookie not cleared: %+v", set)
+				}
+				return
+			}
+			if f.seen == nil || f.seen.UserID != tt.user || f.seen.Method != auth.MethodBearer {
+				t.Fatalf("authenticated as %+v, want %s by bearer", f.seen, tt.user)
+			}
+			if n := len(w.Result().Cookies()); n != 1 || set == nil || set.MaxAge <= 0 {
+				t.Fatalf("%d cookies set, login token %+v; want one fresh login token", n, set)
+			}
+			f.request("GET", "/content", "", set, nil)
+			if f.seen == nil || f.seen.UserID != tt.user {
+				t.Errorf("the fresh cookie authenticates %+v, want %s", f.seen, tt.user)
+			}
+		})
+	}
+	// Both login tokens still work alone: an ambiguous request revokes
+	// nothing.
+	for _, c := range []*http.Cookie{ca, cb} {
+		if w := f.request("GET", "/content", "", c, nil); w.Code != http.StatusNoContent {
+			t.Errorf("a login token stopped working after ambiguous requests: status %d", w.Code)
+		}
+	}
+}
+
+// Logout with the login-token cookie twice cannot tell which is the
+// caller's: it revokes both and clears the cookie.
+func TestLogoutAmbiguousCookies(t *testing.T) {
+	f := newFixture(t)
+	_, ca := f.signIn(alice)
+	_, cb := f.signIn(bob)
+	w := f.request("POST", "/gatehouse/logout", "", nil, map[string]string{
+		"Cookie": "login-token=garbage; login-token=" + cb.Value + "; login-token=" + ca.Value})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if cl := loginCookie(w); cl == nil || cl.MaxAge >= 0 {
+		t.Errorf("cookie not cleared: %+v", cl)
+	}
+	for _, c := range []*http.Cookie{ca, cb} {
+		w := f.request("GET", "/content", "", c, nil)
+		wantRefusal(t, w, http.StatusUnauthorized, auth.CodeInvalidToken, auth.ReasonInvalidToken)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
+	"github.com/gatehouse-proxy/gatehouse/session"
 )
 
 const envPrefix = "GATEHOUSE_"
@@ -38,6 +39,7 @@ type config struct {
 	IMSOrg             string        `env:"IMS_ORG" help:"organization (…@AdobeOrg) whose groups are synced; empty syncs no groups"`
 	IMSValidation      string        `env:"IMS_VALIDATION" envDefault:"both" help:"local (signature and claims), remote (IMS validate_token) or both"`
 	IMSRecheckInterval time.Duration `env:"IMS_RECHECK_INTERVAL" envDefault:"5m" help:"remote validation: how long IMS's 'valid' is trusted before asking again"`
+	IMSStaleIfError    time.Duration `env:"IMS_STALE_IF_ERROR" envDefault:"15m" help:"how long past its due time an IMS check may wait while IMS is unreachable, times out, answers 5xx or 429: a bearer token IMS confirmed keeps working (validation both only, its signature and expiry still checked locally; never a token IMS refused), and a known user whose sync is due keeps their stored groups; 0: off"`
 	IMSTimeout         time.Duration `env:"IMS_TIMEOUT" envDefault:"10s" help:"timeout of each call to IMS"`
 	IMSClockSkew       time.Duration `env:"IMS_CLOCK_SKEW" envDefault:"1m" help:"tolerated clock difference when checking token times"`
 	IMSKeysMinRefresh  time.Duration `env:"IMS_KEYS_MIN_REFRESH" envDefault:"10s" help:"least time between two fetches of the key set, however many unknown keys arrive"`
@@ -47,6 +49,7 @@ type config struct {
 	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users and login tokens are kept: sqlite:PATH"`
 	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store"`
 	CookieKeysFile  string        `env:"COOKIE_KEYS_FILE" help:"file holding the cookie keys instead (a mounted secret; one trailing newline is ignored); not both"`
+	CookieName      string        `env:"COOKIE_NAME" envDefault:"login-token" help:"name of the login-token cookie; for browsers over HTTPS use __Host-login-token, which no other site under the domain can set or shadow (needs COOKIE_SECURE)"`
 	CookieSecure    bool          `env:"COOKIE_SECURE" envDefault:"true" help:"mark the login-token cookie Secure; false only for plain-HTTP development"`
 	CookieSameSite  string        `env:"COOKIE_SAMESITE" envDefault:"lax" help:"SameSite of the login-token cookie: lax, strict or none (none needs COOKIE_SECURE)"`
 	LoginTokenTTL   time.Duration `env:"LOGIN_TOKEN_TTL" envDefault:"12h" help:"lifetime of a login token; refreshed once half of it has passed"`
@@ -67,7 +70,7 @@ type config struct {
 	UpstreamMaxIdleConns          int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"512" help:"idle upstream connections kept in all"`
 	UpstreamMaxIdleConnsPerHost   int           `env:"UPSTREAM_MAX_IDLE_CONNS_PER_HOST" envDefault:"256" help:"idle upstream connections kept per upstream host"`
 
-	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers"`
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers, and, while it is not authenticated, its body"`
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client connection is kept open"`
 	MaxHeaderBytes    int           `env:"MAX_HEADER_BYTES" envDefault:"65536" help:"largest request header block accepted"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long in-flight requests may finish after SIGTERM"`
@@ -202,6 +205,13 @@ func (c *config) validate(vars map[string]string) error {
 	default:
 		bad("STORE", "%q: want sqlite:PATH", c.Store)
 	}
+	if err := session.CheckCookieName(c.CookieName, c.CookieSecure); err != nil {
+		if session.CheckCookieName(c.CookieName, true) == nil {
+			bad("COOKIE_NAME", "%v: set GATEHOUSE_COOKIE_SECURE=true (and serve over HTTPS), or drop the prefix", err)
+		} else {
+			bad("COOKIE_NAME", "%v", err)
+		}
+	}
 	switch strings.ToLower(c.CookieSameSite) {
 	case "lax":
 		c.sameSite = http.SameSiteLaxMode
@@ -233,6 +243,9 @@ func (c *config) validate(vars map[string]string) error {
 		if p.d <= 0 {
 			bad(p.name, "%s: must be a positive duration, e.g. 30s, 5m, 12h", p.d)
 		}
+	}
+	if c.IMSStaleIfError < 0 {
+		bad("IMS_STALE_IF_ERROR", "%s: must not be negative (0 turns the grace off)", c.IMSStaleIfError)
 	}
 	if c.IMSClockSkew < 0 || c.IMSClockSkew > 10*time.Minute {
 		bad("IMS_CLOCK_SKEW", "%s: must be between 0 and 10m", c.IMSClockSkew)

@@ -32,6 +32,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"same site", c.sameSite, http.SameSiteLaxMode},
 		{"login token TTL", c.LoginTokenTTL, 12 * time.Hour},
 		{"sync interval", c.SyncInterval, time.Hour},
+		{"IMS stale if error", c.IMSStaleIfError, 15 * time.Minute},
 		{"idle pool per host", c.UpstreamMaxIdleConnsPerHost, 256},
 		{"bearer sign-in off without client ids", len(c.IMSClientIDs), 0},
 		{"GC headroom", c.GCHeadroomMiB, 32},
@@ -54,6 +55,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"GATEHOUSE_STORE=sqlite:/var/lib/gatehouse/g.db",
 		"GATEHOUSE_COOKIE_SAMESITE=Strict",
 		"GATEHOUSE_LOGIN_TOKEN_TTL=90m",
+		"GATEHOUSE_IMS_STALE_IF_ERROR=0",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +71,9 @@ func TestLoadConfigValues(t *testing.T) {
 	}
 	if c.validation != bearer.ModeLocal || c.sameSite != http.SameSiteStrictMode || c.LoginTokenTTL != 90*time.Minute {
 		t.Errorf("validation %q same site %v TTL %s", c.validation, c.sameSite, c.LoginTokenTTL)
+	}
+	if c.IMSStaleIfError != 0 {
+		t.Errorf("stale if error %s, want 0 (off)", c.IMSStaleIfError)
 	}
 	if c.sqlitePath != "/var/lib/gatehouse/g.db" || len(c.mapping.Rules()) != 1 {
 		t.Errorf("store %q mapping %v", c.sqlitePath, c.mapping.Rules())
@@ -87,6 +92,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"upstream with credentials", []string{"GATEHOUSE_UPSTREAM=http://admin:secret@h"}, "GATEHOUSE_UPSTREAM"},
 		{"bad duration", []string{up, "GATEHOUSE_LOGIN_TOKEN_TTL=abc"}, "GATEHOUSE_LOGIN_TOKEN_TTL"},
 		{"negative duration", []string{up, "GATEHOUSE_SYNC_INTERVAL=-1h"}, "GATEHOUSE_SYNC_INTERVAL"},
+		{"negative stale if error", []string{up, "GATEHOUSE_IMS_STALE_IF_ERROR=-1s"}, "GATEHOUSE_IMS_STALE_IF_ERROR"},
 		{"bad bool", []string{up, "GATEHOUSE_COOKIE_SECURE=maybe"}, "GATEHOUSE_COOKIE_SECURE"},
 		{"bad int", []string{up, "GATEHOUSE_UPSTREAM_MAX_IDLE_CONNS=lots"}, "GATEHOUSE_UPSTREAM_MAX_IDLE_CONNS"},
 		{"validation mode", []string{up, "GATEHOUSE_IMS_VALIDATION=sometimes"}, "GATEHOUSE_IMS_VALIDATION"},
@@ -105,6 +111,54 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 			_, err := loadConfig(tt.env)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want it to name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// GATEHOUSE_COOKIE_NAME must be a cookie name a browser keeps: a token,
+// and Secure when it carries a prefix that demands it.
+func TestCookieNameSetting(t *testing.T) {
+	tests := []struct {
+		name, secure string
+		want         string // the name in effect; "" when start-up must fail
+	}{
+		{"", "", "login-token"},
+		{"login-token", "true", "login-token"},
+		{"__Host-login-token", "true", "__Host-login-token"},
+		{"__Secure-login-token", "true", "__Secure-login-token"},
+		{"gh_session.v2", "false", "gh_session.v2"},
+		{"__Host-login-token", "false", ""},
+		{"__host-login-token", "false", ""}, // browsers match prefixes regardless of case
+		{"__Secure-login-token", "false", ""},
+		{"__SECURE-x", "false", ""},
+		{"login token", "true", ""},
+		{"login;token", "true", ""},
+		{"login=token", "true", ""},
+		{"(login)", "true", ""},
+		{"jeton-é", "true", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" secure="+tt.secure, func(t *testing.T) {
+			env := []string{"GATEHOUSE_UPSTREAM=http://127.0.0.1:4502"}
+			if tt.name != "" {
+				env = append(env, "GATEHOUSE_COOKIE_NAME="+tt.name)
+			}
+			if tt.secure != "" {
+				env = append(env, "GATEHOUSE_COOKIE_SECURE="+tt.secure)
+			}
+			c, err := loadConfig(env)
+			switch {
+			case tt.want == "" && (err == nil || !strings.Contains(err.Error(), "GATEHOUSE_COOKIE_NAME")):
+				t.Fatalf("error = %v, want one naming GATEHOUSE_COOKIE_NAME", err)
+			case tt.want == "":
+				if strings.HasPrefix(strings.ToLower(tt.name), "__") && !strings.Contains(err.Error(), "GATEHOUSE_COOKIE_SECURE=true") {
+					t.Errorf("error = %v, want it to say how to fix it", err)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case c.CookieName != tt.want:
+				t.Errorf("cookie name %q, want %q", c.CookieName, tt.want)
 			}
 		})
 	}

@@ -141,6 +141,7 @@ func (a *app) wire(ctx context.Context) error {
 	}
 	a.sessions, err = session.NewManager(a.store, keys, session.ManagerConfig{
 		TTL:          cfg.LoginTokenTTL,
+		CookieName:   cfg.CookieName,
 		CookieSecure: cfg.CookieSecure,
 		SameSite:     cfg.sameSite,
 		CacheTTL:     cacheTTL(cfg.SessionCacheTTL),
@@ -176,7 +177,7 @@ func (a *app) wire(ctx context.Context) error {
 	bearerAuth, err := bearer.New(bearer.Config{
 		Mode: cfg.validation, Verifier: verifier, Client: client,
 		ClientIDs: cfg.IMSClientIDs, Cluster: cfg.IMSCluster, ClockSkew: cfg.IMSClockSkew,
-		RecheckInterval: cfg.IMSRecheckInterval,
+		RecheckInterval: cfg.IMSRecheckInterval, StaleIfError: cfg.IMSStaleIfError, Logger: log.Named("bearer"),
 	})
 	if err != nil {
 		return err
@@ -186,7 +187,8 @@ func (a *app) wire(ctx context.Context) error {
 	}
 	prov, err := provision.New(provision.Config{
 		IMS: client, Store: a.store, Org: cfg.IMSOrg, Mapping: cfg.mapping,
-		SyncInterval: cfg.SyncInterval, OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
+		SyncInterval: cfg.SyncInterval, StaleIfError: cfg.IMSStaleIfError,
+		OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
 	})
 	if err != nil {
 		return err
@@ -228,8 +230,11 @@ func (a *app) wire(ctx context.Context) error {
 		PassCookie:        cfg.PassCookie,
 		CookieName:        a.sessions.CookieName(),
 		Transport:         upstreamTransport,
-		Logger:            log.Named(proxyLoggerName),
-		AccessLog:         a.accessLog,
+		// A client not yet signed in gets as long for its body as for its
+		// headers: Gatehouse does not read that body, net/http drains it.
+		UnauthenticatedBodyTimeout: cfg.ReadHeaderTimeout,
+		Logger:                     log.Named(proxyLoggerName),
+		AccessLog:                  a.accessLog,
 	})
 	return err
 }

@@ -14,7 +14,7 @@
 //	GET  /bin/querybuilder.json?fulltext=<q>&path=<p>
 //
 // Every JSON answer includes "user", "email" and "groups" as the backend
-// saw them.
+// decoded them (package idheader); Seen keeps the headers as received.
 package aem
 
 import (
@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/idheader"
 )
 
 const (
@@ -169,22 +171,29 @@ type who struct {
 	groups      []string
 }
 
-func whoFrom(r *http.Request) who {
-	w := who{user: r.Header.Get("X-Forwarded-User"), email: r.Header.Get("X-Forwarded-Email"), groups: []string{}}
-	for g := range strings.SplitSeq(r.Header.Get("X-Forwarded-Groups"), ",") {
-		if g = strings.TrimSpace(g); g != "" {
-			w.groups = append(w.groups, g)
-		}
-	}
-	return w
+// whoFrom decodes the identity headers the way an upstream of Gatehouse
+// should (package idheader); an error means they were not Gatehouse's.
+func whoFrom(r *http.Request) (who, error) {
+	w := who{groups: []string{}}
+	var errs [3]error
+	w.user, errs[0] = idheader.Decode(r.Header.Get("X-Forwarded-User"))
+	w.email, errs[1] = idheader.Decode(r.Header.Get("X-Forwarded-Email"))
+	groups, err := idheader.DecodeGroups(r.Header.Get("X-Forwarded-Groups"))
+	errs[2] = err
+	w.groups = append(w.groups, groups...)
+	return w, errors.Join(errs[:]...)
 }
 
 // ServeHTTP implements http.Handler.
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.requests.Add(1)
 	b.record(r)
-	u := whoFrom(r)
+	u, err := whoFrom(r)
 	b.log.Debug("aem request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("user", u.user))
+	if err != nil {
+		reply(w, http.StatusBadRequest, who{groups: []string{}}, obj{"error": "bad identity headers", "message": err.Error()})
+		return
+	}
 	if u.user == "" {
 		reply(w, http.StatusUnauthorized, u, obj{"error": "unauthorized", "message": "no X-Forwarded-User: this backend only serves requests through Gatehouse"})
 		return

@@ -92,6 +92,10 @@ func TestCurrentUser(t *testing.T) {
 		{"no groups", bob, nil, false, false, []any{}},
 		{"credentials leaked through", alice, []string{"Authorization", "Bearer t", "Cookie", "a=1; login-token=abc"}, true, true, []any{"authors", "dam-users"}},
 		{"other cookies only", alice, []string{"Cookie", "a=1"}, false, false, []any{"authors", "dam-users"}},
+		// Gatehouse percent-encodes names (package idheader): one group
+		// with a comma, one with a leading space.
+		{"encoded groups", user{"carol@AdobeID", "carol@example.com", "x%2Cadministrators,%20authors"}, nil, false, false,
+			[]any{"x,administrators", " authors"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +122,19 @@ func TestCurrentUser(t *testing.T) {
 				t.Errorf("Seen = %+v", s)
 			}
 		})
+	}
+}
+
+// Identity headers Gatehouse could not have sent are refused, not guessed at.
+func TestMalformedIdentityHeaders(t *testing.T) {
+	for _, u := range []user{
+		{"alice%ZZ@AdobeID", "alice@example.com", "authors"},
+		{"alice@AdobeID", "alice@example.com%", "authors"},
+		{"alice@AdobeID", "alice@example.com", "authors,%2"},
+	} {
+		if rec := do(t, New(nil), u, http.MethodGet, "/libs/granite/security/currentuser.json", nil); rec.Code != http.StatusBadRequest {
+			t.Errorf("%+v: status %d, want 400", u, rec.Code)
+		}
 	}
 }
 
