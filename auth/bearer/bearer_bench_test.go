@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
@@ -93,6 +94,31 @@ func BenchmarkAuthenticateFirstSeen(b *testing.B) {
 	}
 }
 
+// BenchmarkAuthenticateFirstSeenParallel is the first-seen path with every
+// CPU busy, as in a loaded server: 16 tokens, 4 goroutines per CPU, each
+// round a first sighting of its goroutine's token.
+func BenchmarkAuthenticateFirstSeenParallel(b *testing.B) {
+	emu, v := benchEmulator(b)
+	a := newBenchAuthenticator(b, v)
+	toks := mintTokens(b, emu, 16)
+	var next atomic.Int64
+	ctx := context.Background()
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		tok := toks[next.Add(1)%int64(len(toks))]
+		for pb.Next() {
+			res, err := a.Authenticate(ctx, tok)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			a.Forget(res.Hash)
+		}
+	})
+}
+
 func BenchmarkAuthenticateCachedParallel(b *testing.B) {
 	a, tok := benchAuthenticator(b)
 	ctx := context.Background()
@@ -129,15 +155,7 @@ func BenchmarkExtract(b *testing.B) {
 func BenchmarkCacheMemory(b *testing.B) {
 	const n = 3000
 	emu, v := benchEmulator(b)
-	toks := make([]string, n)
-	for i := range toks {
-		user := fmt.Sprintf("BE0C%016X@AdobeID", i)
-		emu.AddUser(imstest.User{ID: user, Email: "bench@example.com"})
-		var err error
-		if toks[i], _, err = emu.MintToken(imstest.TokenRequest{UserID: user, ClientID: benchClient}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	toks := mintTokens(b, emu, n)
 	ctx := context.Background()
 	var per float64
 	for b.Loop() {
@@ -159,4 +177,19 @@ func heapAfterGC() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// mintTokens returns tokens of n distinct users of emu.
+func mintTokens(b *testing.B, emu *imstest.Server, n int) []string {
+	b.Helper()
+	toks := make([]string, n)
+	for i := range toks {
+		user := fmt.Sprintf("BE0C%016X@AdobeID", i)
+		emu.AddUser(imstest.User{ID: user, Email: "bench@example.com"})
+		var err error
+		if toks[i], _, err = emu.MintToken(imstest.TokenRequest{UserID: user, ClientID: benchClient}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return toks
 }
