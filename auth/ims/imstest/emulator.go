@@ -146,6 +146,8 @@ type Emulator struct {
 
 	down        atomic.Bool
 	rateLimited atomic.Bool
+	variant     atomic.Bool
+	answers     sync.Map                 // endpoint name -> []byte, set by SetAnswer
 	calls       map[string]*atomic.Int64 // fixed key set; the map itself is read-only
 }
 
