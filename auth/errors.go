@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrNoCredentials is returned by an authentication step when the request
@@ -26,17 +28,23 @@ const (
 	ReasonInvalidToken = "INVALID_TOKEN"
 	ReasonNoCredential = "NO_CREDENTIALS"
 	ReasonUnavailable  = "IDENTITY_SERVICE_UNAVAILABLE"
+	// ReasonServiceError: the identity service answered, but its answer
+	// could not be used (502), as opposed to not answering (503).
+	ReasonServiceError = "IDENTITY_SERVICE_ERROR"
 	ReasonForbidden    = "FORBIDDEN"
 )
 
 // Error is an authentication failure together with the answer the client
 // should get. Err, the cause, is for logs and is never shown to the client.
 type Error struct {
-	Status      int    // HTTP status: 400, 401, 403, 429 or 503
+	Status      int    // HTTP status: 400, 401, 403, 429, 502 or 503
 	Code        string // RFC 6750 error code, or "" when none applies
 	Reason      string // X-Reason header value, or ""
 	Description string // what went wrong, in words a person can act on
 	Err         error  // the cause; may be nil
+	// RetryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up): when the client may try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -56,6 +64,26 @@ func Unauthorized(reason, description string, cause error) *Error {
 // BadRequest returns a 400 Error with RFC 6750 code invalid_request.
 func BadRequest(description string, cause error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Reason: ReasonInvalidToken, Description: description, Err: cause}
+}
+
+// DefaultRetryAfter is the Retry-After of a 503 when the cause did not say
+// how long to wait.
+const DefaultRetryAfter = 5 * time.Second
+
+// Unavailable returns a 503 Error with reason IDENTITY_SERVICE_UNAVAILABLE
+// and a Retry-After of retryAfter, or DefaultRetryAfter when that is not
+// positive.
+func Unavailable(description string, retryAfter time.Duration, cause error) *Error {
+	if retryAfter <= 0 {
+		retryAfter = DefaultRetryAfter
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Reason: ReasonUnavailable, Description: description, Err: cause, RetryAfter: retryAfter}
+}
+
+// ServiceError returns a 502 Error with reason IDENTITY_SERVICE_ERROR: the
+// identity service answered, but not usably.
+func ServiceError(description string, cause error) *Error {
+	return &Error{Status: http.StatusBadGateway, Reason: ReasonServiceError, Description: description, Err: cause}
 }
 
 // AsError returns err as an *Error. Anything that is not one already is an
@@ -80,6 +108,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	if ae.Reason != "" {
 		h.Set("X-Reason", ae.Reason)
+	}
+	if ae.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -56,6 +56,16 @@ func (e *RateLimitError) Error() string {
 
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
+// RetryAfterOf is the wait IMS asked for in a 429 answer, read from the
+// *RateLimitError in err's chain; 0 when there is none or IMS did not say.
+func RetryAfterOf(err error) time.Duration {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return rl.RetryAfter
+	}
+	return 0
+}
+
 // clip shortens a value that came from a token before it goes into an
 // error message (print it with %q).
 func clip(s string) string {

@@ -535,12 +535,13 @@ func TestRevokedAtSync(t *testing.T) {
 
 func TestIMSTrouble(t *testing.T) {
 	tests := []struct {
-		name  string
-		set   func(bool)
-		cause error
+		name       string
+		set        func(bool)
+		cause      error
+		retryAfter time.Duration
 	}{
-		{"down", idp.SetDown, ims.ErrUnavailable},
-		{"rate limited", idp.SetRateLimited, ims.ErrRateLimited},
+		{"down", idp.SetDown, ims.ErrUnavailable, auth.DefaultRetryAfter},
+		{"rate limited", idp.SetRateLimited, ims.ErrRateLimited, time.Second}, // the emulator's Retry-After
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"/known stale user is served as last synced", func(t *testing.T) {
@@ -597,6 +598,9 @@ func TestIMSTrouble(t *testing.T) {
 			if !errors.Is(err, tt.cause) {
 				t.Errorf("err = %v, want it to wrap %v", err, tt.cause)
 			}
+			if ae := auth.AsError(err); ae.RetryAfter != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", ae.RetryAfter, tt.retryAfter)
+			}
 			if _, err := f.store.GetUser(t.Context(), id); !errors.Is(err, session.ErrNotFound) {
 				t.Errorf("GetUser after a failed first sign-in: %v, want ErrNotFound", err)
 			}
@@ -615,7 +619,7 @@ func TestProfileOfAnotherUser(t *testing.T) {
 	_, token, _ := newUser(t)
 	other, _, otherClaims := newUser(t)
 	_, err := f.p.Ensure(t.Context(), token, otherClaims)
-	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	wantAuthError(t, err, http.StatusBadGateway, "", auth.ReasonServiceError)
 	if _, err := f.store.GetUser(t.Context(), other); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("GetUser: %v, want ErrNotFound", err)
 	}
