@@ -17,7 +17,9 @@ import (
 // member at fault; they never quote a token.
 
 // decodeJSON decodes body, whose first byte must open a value of kind
-// want ('{' or '['), into v.
+// want ('{' or '['), into v. Only JSON that is not well formed fails it:
+// invalid syntax or UTF-8, or a member name given twice anywhere (two
+// readers of the answer could each pick another of the two).
 func decodeJSON(body []byte, want jsontext.Kind, v any) error {
 	t := bytes.TrimLeft(body, " \t\r\n")
 	if len(t) == 0 || jsontext.Kind(t[0]) != want {
