@@ -156,13 +156,12 @@ func DecodeClaims(payload []byte) (*Claims, error) {
 	if t := bytes.TrimLeft(payload, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, fmt.Errorf("claims: not a JSON object: %w", ErrMalformed)
 	}
-	var w wireClaims
-	if err := jsonv2.Unmarshal(payload, &w); err != nil {
+	w := new(wireClaims) // one allocation: the claims returned are w's
+	if err := jsonv2.Unmarshal(payload, w); err != nil {
 		return nil, fmt.Errorf("claims: %w: %w", ErrMalformed, claimsError(err))
 	}
-	c := w.Claims
-	c.ID, c.Scope = string(w.ID), string(w.Scope)
-	return &c, nil
+	w.Claims.ID, w.Claims.Scope = string(w.ID), string(w.Scope)
+	return &w.Claims, nil
 }
 
 // claimsError keeps a decode error's description, which names the member
