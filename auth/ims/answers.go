@@ -17,9 +17,12 @@ import (
 // member at fault; they never quote a token.
 
 // decodeJSON decodes body, whose first byte must open a value of kind
-// want ('{' or '['), into v. Only JSON that is not well formed fails it:
-// invalid syntax or UTF-8, or a member name given twice anywhere (two
-// readers of the answer could each pick another of the two).
+// want ('{' or '['), into v. Only invalid JSON syntax fails it. As
+// encoding/json did before, a member given twice counts as its last value,
+// and invalid UTF-8 reads as U+FFFD: the service is trusted to mean what it
+// says, and a quirk in a member nobody reads must not fail a sign-in. (The
+// token claims in a validate_token answer are stricter: DecodeClaims
+// refuses both.)
 func decodeJSON(body []byte, want jsontext.Kind, v any) error {
 	t := bytes.TrimLeft(body, " \t\r\n")
 	if len(t) == 0 || jsontext.Kind(t[0]) != want {
@@ -29,11 +32,13 @@ func decodeJSON(body []byte, want jsontext.Kind, v any) error {
 		}
 		return fmt.Errorf("%w: the answer is not a JSON %s", ErrBadAnswer, what)
 	}
-	if err := jsonv2.Unmarshal(body, v); err != nil {
+	if err := jsonv2.Unmarshal(body, v, answerOptions); err != nil {
 		return fmt.Errorf("%w: the answer is not well-formed JSON: %w", ErrBadAnswer, answerError(err))
 	}
 	return nil
 }
+
+var answerOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 
 // answerError drops the quoted value from a decode error (it may be part
 // of a token), keeping where it happened.
@@ -138,6 +143,7 @@ type wireOrg struct {
 }
 
 func (o *wireOrg) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*o = wireOrg{} // a member given twice counts as the last one
 	if dec.PeekKind() != '{' {
 		o.notObject = true
 		return dec.SkipValue()
@@ -151,6 +157,7 @@ type wireOrgRef struct {
 }
 
 func (r *wireOrgRef) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*r = wireOrgRef{}
 	if dec.PeekKind() != '{' {
 		return dec.SkipValue()
 	}
@@ -173,6 +180,7 @@ type wireGroups struct {
 }
 
 func (g *wireGroups) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*g = wireGroups{}
 	switch dec.PeekKind() {
 	case '[':
 		return jsonv2.UnmarshalDecode(dec, &g.list)
@@ -195,6 +203,7 @@ type wireGroup struct {
 }
 
 func (g *wireGroup) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	*g = wireGroup{}
 	if dec.PeekKind() != '{' {
 		g.notObject = true
 		return dec.SkipValue()
