@@ -252,8 +252,11 @@ func (w *wireOrg) organization(i int) Organization {
 	o.Groups = make([]Group, 0, len(w.org.Groups.list))
 	for j := range w.org.Groups.list {
 		wg := &w.org.Groups.list[j]
-		name := strings.TrimSpace(string(wg.g.GroupName))
-		if wg.notObject || name == "" {
+		// The name is kept exactly as sent: " administrators" is another
+		// group than "administrators", and trimming it here would hand its
+		// members the second one's rights.
+		name := string(wg.g.GroupName)
+		if wg.notObject || strings.TrimSpace(name) == "" {
 			problem(".groups[%d].groupName is missing or not a string", j)
 			continue
 		}
