@@ -28,15 +28,14 @@ const (
 	ReasonInvalidToken = "INVALID_TOKEN"
 	ReasonNoCredential = "NO_CREDENTIALS"
 	ReasonUnavailable  = "IDENTITY_SERVICE_UNAVAILABLE"
+	// ReasonServiceError: the identity service answered, but its answer
+	// could not be used (502), as opposed to not answering (503).
+	ReasonServiceError = "IDENTITY_SERVICE_ERROR"
 	ReasonForbidden    = "FORBIDDEN"
 	// ReasonAmbiguousCookie: the request carries the login-token cookie
 	// more than once, so it does not say who is calling.
 	ReasonAmbiguousCookie = "AMBIGUOUS_COOKIE"
 )
-
-// RetryAfterSeconds is the Retry-After sent with every 503: about the time
-// Gatehouse waits before asking an unavailable IMS again.
-const RetryAfterSeconds = "5"
 
 // Error is an authentication failure together with the answer the client
 // should get. Err, the cause, is for logs and is never shown to the client.
@@ -70,6 +69,26 @@ func BadRequest(description string, cause error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Reason: ReasonInvalidToken, Description: description, Err: cause}
 }
 
+// DefaultRetryAfter is the Retry-After of a 503 when the cause did not say
+// how long to wait.
+const DefaultRetryAfter = 5 * time.Second
+
+// Unavailable returns a 503 Error with reason IDENTITY_SERVICE_UNAVAILABLE
+// and a Retry-After of retryAfter, or DefaultRetryAfter when that is not
+// positive.
+func Unavailable(description string, retryAfter time.Duration, cause error) *Error {
+	if retryAfter <= 0 {
+		retryAfter = DefaultRetryAfter
+	}
+	return &Error{Status: http.StatusServiceUnavailable, Reason: ReasonUnavailable, Description: description, Err: cause, RetryAfter: retryAfter}
+}
+
+// ServiceError returns a 502 Error with reason IDENTITY_SERVICE_ERROR: the
+// identity service answered, but not usably.
+func ServiceError(description string, cause error) *Error {
+	return &Error{Status: http.StatusBadGateway, Reason: ReasonServiceError, Description: description, Err: cause}
+}
+
 // AsError returns err as an *Error. Anything that is not one already is an
 // internal failure: 500, with a generic description, so that no detail of
 // it reaches the client.
@@ -93,13 +112,14 @@ func WriteError(w http.ResponseWriter, err error) {
 	if ae.Reason != "" {
 		h.Set("X-Reason", ae.Reason)
 	}
-	switch {
-	case ae.RetryAfter > 0:
-		h.Set("Retry-After", strconv.FormatInt(int64((ae.RetryAfter+time.Second-1)/time.Second), 10))
-	case ae.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "":
+	retry := ae.RetryAfter
+	if retry <= 0 && ae.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
 		// Every 503 here is "try again shortly" (IMS or the store away);
 		// saying when keeps well-behaved clients from retrying in a loop.
-		h.Set("Retry-After", RetryAfterSeconds)
+		retry = DefaultRetryAfter
+	}
+	if retry > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10))
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

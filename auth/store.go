@@ -2,7 +2,6 @@ package auth
 
 import (
 	"net/http"
-	"time"
 )
 
 // ReasonStoreUnavailable is the X-Reason of a sign-in refused because the
@@ -12,9 +11,9 @@ import (
 const ReasonStoreUnavailable = "STORE_UNAVAILABLE"
 
 // StoreRetryAfter is the Retry-After of a StoreUnavailable answer. A store
-// recovers when an operator acts, so there is no better guess than a
-// short pause that does not turn clients into a retry storm.
-const StoreRetryAfter = 5 * time.Second
+// recovers when an operator acts, so there is no better guess than the
+// short default pause that does not turn clients into a retry storm.
+const StoreRetryAfter = DefaultRetryAfter
 
 // StoreUnavailable returns the 503 for a failure of the session store.
 // what is the refused action in words for the client ("sign-in"); cause

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -490,7 +489,7 @@ func (a *Authenticator) validateUncached(ctx context.Context, token string) (*im
 		// another client is refused without asking IMS; IMS checks the rest.
 		c, err := unverifiedClaims(token)
 		if err != nil {
-			return nil, auth.Unauthorized(auth.ReasonInvalidToken, "the bearer token is not an IMS access token (not a JWT)", err)
+			return nil, localError(err)
 		}
 		if err := a.checkClaims(c); err != nil {
 			return nil, err
@@ -502,9 +501,11 @@ func (a *Authenticator) validateUncached(ctx context.Context, token string) (*im
 		if ims.IsOutage(err) {
 			err = fmt.Errorf("%w: %w", errIMSOutage, err)
 		}
-		if errors.Is(err, ims.ErrRateLimited) {
-			return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-				Description: "the identity service is rate-limiting token validation; retry shortly", Err: err}
+		switch {
+		case errors.Is(err, ims.ErrBadAnswer):
+			return nil, auth.ServiceError("the identity service sent an unusable answer to the token validation; retry later", err)
+		case errors.Is(err, ims.ErrRateLimited):
+			return nil, auth.Unavailable("the identity service is rate-limiting token validation; retry shortly", ims.RetryAfterOf(err), err)
 		}
 		return nil, unavailable("could not reach the identity service to validate the token; retry shortly", err)
 	}
@@ -519,9 +520,6 @@ func (a *Authenticator) validateUncached(ctx context.Context, token string) (*im
 		return nil, auth.Unauthorized(auth.ReasonInvalidToken,
 			fmt.Sprintf("the identity service refused the token (%s); get a new access token from IMS", truncate(reason, 60)),
 			fmt.Errorf("%w: %s", errRemoteInvalid, reason))
-	}
-	if res.Token == nil {
-		return nil, unavailable("the identity service answered valid without the token's claims", errors.New("validate_token: no token in answer"))
 	}
 	if claims == nil {
 		claims = res.Token
@@ -565,20 +563,18 @@ var b64TokenChar = func() (t [256]bool) {
 	return t
 }()
 
+// unverifiedClaims reads a token's claims without checking its signature,
+// with the same reading as a local verification (ims.DecodeClaims).
 func unverifiedClaims(token string) (*ims.Claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return nil, fmt.Errorf("%d parts, want 3", len(parts))
+		return nil, fmt.Errorf("%d parts, want 3: %w", len(parts), ims.ErrMalformed)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return nil, fmt.Errorf("decode payload: %w", err)
+		return nil, fmt.Errorf("payload: not base64url: %w", ims.ErrMalformed)
 	}
-	var c ims.Claims
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode payload: %w", err)
-	}
-	return &c, nil
+	return ims.DecodeClaims(b)
 }
 
 // localError turns a verification failure into the client's answer.
@@ -615,7 +611,7 @@ func expiredError(cause error) error {
 }
 
 func unavailable(msg string, cause error) error {
-	return &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable, Description: msg, Err: cause}
+	return auth.Unavailable(msg, 0, cause)
 }
 
 func truncate(s string, n int) string {

@@ -1,7 +1,6 @@
 package ims
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -41,8 +40,11 @@ func NewClient(baseURL string, hc *http.Client) (*Client, error) {
 
 // ValidateToken asks IMS whether token is a valid access token for
 // clientID. A token IMS refuses (an answer of valid=false, or status 400,
-// 401 or 403) is a result with Valid false and a Reason, not an error.
-// Errors wrap ErrRateLimited (429: back off) or ErrUnavailable.
+// 401 or 403) is a result with Valid false and a Reason, not an error; a
+// valid answer always carries the token's claims. Errors wrap
+// ErrRateLimited (429: back off), ErrUnavailable, or ErrBadAnswer (an
+// answer that is not usable: valid missing, valid without claims, claims
+// that DecodeClaims refuses).
 func (c *Client) ValidateToken(ctx context.Context, token, clientID string) (*ValidationResult, error) {
 	form := url.Values{"type": {TypeAccessToken}, "client_id": {clientID}}
 	req, err := c.request(ctx, http.MethodPost, "/ims/validate_token/v1", token, strings.NewReader(form.Encode()))
@@ -56,17 +58,11 @@ func (c *Client) ValidateToken(ctx context.Context, token, clientID string) (*Va
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		var r ValidationResult
-		if err := json.Unmarshal(body, &r); err != nil {
-			return nil, fmt.Errorf("ims validate token: %w: decode answer: %w", ErrUnavailable, err)
+		r, err := decodeValidation(body)
+		if err != nil {
+			return nil, fmt.Errorf("ims validate token: %w", err)
 		}
-		if !r.Valid {
-			r.Token = nil // claims IMS does not vouch for
-			if r.Reason == "" {
-				r.Reason = bodyReason(body)
-			}
-		}
-		return &r, nil
+		return r, nil
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
 		return &ValidationResult{Valid: false, Reason: refusalReason(body, resp.StatusCode)}, nil
 	}
@@ -74,85 +70,34 @@ func (c *Client) ValidateToken(ctx context.Context, token, clientID string) (*Va
 }
 
 // Profile returns the profile of the token's user. Errors wrap
-// ErrUnauthorized (401, 403), ErrRateLimited (429) or ErrUnavailable.
+// ErrUnauthorized (401, 403), ErrRateLimited (429), ErrUnavailable, or
+// ErrBadAnswer (not an object, no userId, no e-mail address).
 func (c *Client) Profile(ctx context.Context, token string) (*Profile, error) {
 	body, err := c.get(ctx, "/ims/profile/v1", token)
 	if err != nil {
 		return nil, fmt.Errorf("ims profile: %w", err)
 	}
-	var p Profile
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, fmt.Errorf("ims profile: %w: decode answer: %w", ErrUnavailable, err)
+	p, err := decodeProfile(body)
+	if err != nil {
+		return nil, fmt.Errorf("ims profile: %w", err)
 	}
-	return &p, nil
+	return p, nil
 }
 
 // Organizations returns the organizations of the token's user, with the
 // user's groups in each. Errors wrap ErrUnauthorized (401, 403),
-// ErrRateLimited (429) or ErrUnavailable.
+// ErrRateLimited (429), ErrUnavailable, or ErrBadAnswer (not an array).
+// An entry that is incomplete is returned with its Problem set.
 func (c *Client) Organizations(ctx context.Context, token string) ([]Organization, error) {
 	body, err := c.get(ctx, "/ims/organizations/v5", token)
 	if err != nil {
 		return nil, fmt.Errorf("ims organizations: %w", err)
 	}
-	var wire []wireOrg
-	if err := json.Unmarshal(body, &wire); err != nil {
-		return nil, fmt.Errorf("ims organizations: %w: decode answer: %w", ErrUnavailable, err)
-	}
-	orgs := make([]Organization, len(wire))
-	for i := range wire {
-		w := &wire[i]
-		o := w.Organization
-		o.OrgRef = OrgRef{Ident: string(w.OrgRef.Ident), AuthSrc: w.OrgRef.AuthSrc}
-		o.Groups = make([]Group, len(w.Groups))
-		for j := range w.Groups {
-			g := w.Groups[j].Group
-			g.Ident = json.Number(w.Groups[j].Ident)
-			o.Groups[j] = g
-		}
-		orgs[i] = o
+	orgs, err := decodeOrganizations(body)
+	if err != nil {
+		return nil, fmt.Errorf("ims organizations: %w", err)
 	}
 	return orgs, nil
-}
-
-// wireOrg reads an organization leniently: idents may be numbers or strings.
-// The outer fields shadow those of the embedded types when decoding.
-type wireOrg struct {
-	Organization
-	OrgRef struct {
-		Ident   flexString `json:"ident"`
-		AuthSrc string     `json:"authSrc"`
-	} `json:"orgRef"`
-	Groups []wireGroup `json:"groups"`
-}
-
-type wireGroup struct {
-	Group
-	Ident flexString `json:"ident"`
-}
-
-// flexString reads a JSON string, number or null as text.
-type flexString string
-
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		*f = ""
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("ident: want a string or a number: %w", err)
-		}
-		*f = flexString(n)
-	}
-	return nil
 }
 
 // get sends a GET with the token and returns the body of a 200 answer.

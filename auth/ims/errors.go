@@ -30,8 +30,13 @@ var (
 	// be invalid. The error is a *RateLimitError when IMS said how long.
 	ErrRateLimited = errors.New("ims: rate limited")
 	// ErrUnavailable: IMS could not be reached, or answered with an
-	// unexpected status or body.
+	// unexpected status (5xx…), or its answer could not be read whole.
 	ErrUnavailable = errors.New("ims: service unavailable")
+	// ErrBadAnswer: IMS answered with success, but the answer is not
+	// usable: not JSON of the expected shape, or without a member a
+	// decision needs (the error names it). Unlike ErrUnavailable, asking
+	// again at once is unlikely to help.
+	ErrBadAnswer = errors.New("ims: the service answered but the answer is unusable")
 	// ErrUnauthorized: IMS did not accept the token (401 or 403).
 	ErrUnauthorized = errors.New("ims: token not accepted")
 )
@@ -50,6 +55,16 @@ func (e *RateLimitError) Error() string {
 }
 
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+
+// RetryAfterOf is the wait IMS asked for in a 429 answer, read from the
+// *RateLimitError in err's chain; 0 when there is none or IMS did not say.
+func RetryAfterOf(err error) time.Duration {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return rl.RetryAfter
+	}
+	return 0
+}
 
 // clip shortens a value that came from a token before it goes into an
 // error message (print it with %q).

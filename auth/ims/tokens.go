@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -52,8 +51,9 @@ func (e *TokenError) Error() string {
 //
 // Errors: *TokenError when IMS refuses the request (400, 401, 403; read it
 // with errors.As), an error wrapping ErrRateLimited (a *RateLimitError) for
-// 429, and one wrapping ErrUnavailable for anything else (network, 5xx, an
-// unreadable answer).
+// 429, one wrapping ErrBadAnswer for a success answer without a usable
+// access_token or expiry, and one wrapping ErrUnavailable for anything
+// else (network, 5xx).
 func (c *Client) ExchangeJWT(ctx context.Context, clientID, clientSecret, jwt string) (*TokenResponse, error) {
 	form := url.Values{
 		"client_id":     {clientID},
@@ -97,13 +97,6 @@ func wrapTokenErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// tokenAnswer is the success body of both token endpoints.
-type tokenAnswer struct {
-	AccessToken string     `json:"access_token"`
-	TokenType   string     `json:"token_type"`
-	ExpiresIn   flexString `json:"expires_in"` // a number; leniently a string
-}
-
 // postToken POSTs form to a token endpoint and reads the answer; unit is
 // that of the endpoint's expires_in.
 func (c *Client) postToken(ctx context.Context, path string, form url.Values, unit time.Duration) (*TokenResponse, error) {
@@ -126,27 +119,23 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values, un
 		return nil, statusError(resp)
 	}
 
-	var a tokenAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("%w: decode answer: %w", ErrUnavailable, err)
+	a, err := decodeTokenAnswer(body)
+	if err != nil {
+		return nil, err
 	}
-	if a.AccessToken == "" {
-		return nil, fmt.Errorf("%w: answer has no access_token", ErrUnavailable)
-	}
-	r := &TokenResponse{AccessToken: a.AccessToken, TokenType: a.TokenType}
-	if exp := unverifiedExpiry(a.AccessToken); !exp.IsZero() {
+	r := &TokenResponse{AccessToken: string(a.AccessToken), TokenType: text(a.TokenType)}
+	if exp := unverifiedExpiry(r.AccessToken); !exp.IsZero() {
 		r.ExpiresAt = exp
 		return r, nil
 	}
-	if a.ExpiresIn != "" {
-		n, err := strconv.ParseInt(strings.TrimSpace(string(a.ExpiresIn)), 10, 64)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("%w: answer: expires_in %q is not a positive whole number", ErrUnavailable, clip(string(a.ExpiresIn)))
-		}
-		r.ExpiresAt = received.Add(time.Duration(n) * unit)
+	switch {
+	case a.ExpiresIn.set && a.ExpiresIn.v > 0:
+		r.ExpiresAt = received.Add(time.Duration(a.ExpiresIn.v) * unit)
 		return r, nil
+	case a.ExpiresIn.raw != "" || a.ExpiresIn.set:
+		return nil, fmt.Errorf("%w: expires_in %q is not a positive whole number", ErrBadAnswer, a.ExpiresIn.raw)
 	}
-	return nil, fmt.Errorf("%w: answer states no expiry (no expires_in, and none in the token)", ErrUnavailable)
+	return nil, fmt.Errorf("%w: the answer states no expiry (no expires_in, and none in the token)", ErrBadAnswer)
 }
 
 // maxDescription bounds the error_description kept from an answer.
@@ -186,8 +175,8 @@ func unverifiedExpiry(token string) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	c, err := DecodeClaims(payload)
+	if err != nil {
 		return time.Time{}
 	}
 	return c.ExpiresAt()

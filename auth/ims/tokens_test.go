@@ -163,10 +163,10 @@ func TestTokenEndpointsErrors(t *testing.T) {
 				{"500", 500, nil, `{"error":"server_error"}`, wantUnavailable},
 				{"503 HTML", 503, nil, `<html>down</html>`, wantUnavailable},
 				{"redirect not followed", 302, map[string]string{"Location": "https://elsewhere.example/"}, ``, wantUnavailable},
-				{"200 not JSON", 200, nil, `<html>ok</html>`, wantUnavailable},
-				{"200 without token", 200, nil, `{"token_type":"bearer","expires_in":3600}`, wantUnavailable},
-				{"200 without expiry", 200, nil, `{"token_type":"bearer","access_token":"` + opaqueToken + `"}`, wantUnavailable},
-				{"200 bad expires_in", 200, nil, `{"token_type":"bearer","access_token":"` + opaqueToken + `","expires_in":"soon"}`, wantUnavailable},
+				{"200 not JSON", 200, nil, `<html>ok</html>`, wantBadAnswer},
+				{"200 without token", 200, nil, `{"token_type":"bearer","expires_in":3600}`, wantBadAnswer},
+				{"200 without expiry", 200, nil, `{"token_type":"bearer","access_token":"` + opaqueToken + `"}`, wantBadAnswer},
+				{"200 bad expires_in", 200, nil, `{"token_type":"bearer","access_token":"` + opaqueToken + `","expires_in":"soon"}`, wantBadAnswer},
 			} {
 				t.Run(st.name, func(t *testing.T) {
 					s := newIMSServer(t, st.status, st.body)
@@ -222,6 +222,13 @@ func wantUnavailable(t *testing.T, err error) {
 	var te *TokenError
 	if errors.As(err, &te) {
 		t.Errorf("err %v is a TokenError", err)
+	}
+}
+
+func wantBadAnswer(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrBadAnswer) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("err %v, want ErrBadAnswer (and not ErrUnavailable)", err)
 	}
 }
 

@@ -122,9 +122,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fmt.Errorf("ims token: %w", err)
 	}
 
-	claims := new(Claims)
-	if err := decodePart(claimsPart, claims); err != nil {
-		return nil, fmt.Errorf("ims token: claims: %w: %w", ErrMalformed, err)
+	payload, err := base64.RawURLEncoding.DecodeString(claimsPart)
+	if err != nil {
+		return nil, fmt.Errorf("ims token: claims: %w: not base64url", ErrMalformed)
+	}
+	claims, err := DecodeClaims(payload)
+	if err != nil {
+		return nil, fmt.Errorf("ims token: %w", err)
 	}
 	if err := v.check(claims); err != nil {
 		return nil, err

@@ -258,7 +258,7 @@ func TestVerifyClaimsDecoded(t *testing.T) {
 	if got := c.ExpiresAt().UnixMilli(); got != want {
 		t.Errorf("ExpiresAt %d, want %d", got, want)
 	}
-	if c.ClientID != testClient || c.Scope == "" || c.SID == "" || c.CTP == nil {
+	if c.ClientID != testClient || c.Scope == "" || c.ID == "" {
 		t.Errorf("claims %+v", c)
 	}
 }
@@ -363,8 +363,7 @@ func BenchmarkVerifyRejectForged(b *testing.B) {
 func TestEssentialKeepsWhatIsChecked(t *testing.T) {
 	exp, nbf := int64(1_900_000_000), int64(1_700_000_000)
 	c := &Claims{ID: "id", Type: TypeAccessToken, ClientID: "client", UserID: "u@AdobeID", Cluster: "ims-na1",
-		Scope: "openid", CreatedAt: 1_800_000_000_000, ExpiresIn: 86_400_000, Exp: &exp, NotBefore: &nbf,
-		AAID: "aa", SID: "sid", RTID: "rtid"}
+		Scope: "openid", CreatedAt: 1_800_000_000_000, ExpiresIn: 86_400_000, Exp: &exp, NotBefore: &nbf}
 	e := c.Essential()
 	if e.Type != c.Type || e.ClientID != c.ClientID || e.UserID != c.UserID || e.Cluster != c.Cluster {
 		t.Errorf("Essential() = %+v: lost a checked claim of %+v", e, c)
@@ -372,7 +371,7 @@ func TestEssentialKeepsWhatIsChecked(t *testing.T) {
 	if !e.ExpiresAt().Equal(c.ExpiresAt()) || !e.ValidFrom().Equal(c.ValidFrom()) {
 		t.Errorf("validity changed: %v–%v, want %v–%v", e.ValidFrom(), e.ExpiresAt(), c.ValidFrom(), c.ExpiresAt())
 	}
-	if e.Scope != "" || e.ID != "" || e.SID != "" || e.RTID != "" || e.AAID != "" {
+	if e.Scope != "" || e.ID != "" {
 		t.Errorf("Essential() = %+v: kept claims nothing reads after validation", e)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -235,9 +235,16 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 	orgs, oerr = p.cfg.IMS.Organizations(ctx, token)
 	wg.Wait()
 	if err := errors.Join(perr, oerr); err != nil {
-		if errors.Is(err, ims.ErrUnauthorized) {
+		switch {
+		case errors.Is(err, ims.ErrUnauthorized):
 			return nil, auth.Unauthorized(auth.ReasonInvalidToken,
 				"the identity service no longer accepts this token (revoked?); get a new access token from IMS", err)
+		case errors.Is(err, ims.ErrBadAnswer):
+			// Nothing is synced from an answer that lacks what a user is
+			// made of, and a stale user is not served from it either: the
+			// service is up and saying something wrong, which an operator
+			// must see.
+			return nil, badAnswer(err)
 		}
 		if now := p.now(); stale != nil && ims.IsOutage(err) && p.withinStale(stale, now) {
 			// IMS is down or rate-limiting but the user is known: serving
@@ -246,13 +253,15 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 			p.hold(stale, now, err)
 			return stale, nil
 		}
-		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-			Description: "the identity service could not be reached to set up your account; retry shortly", Err: err}
+		return nil, auth.Unavailable("the identity service could not be reached to set up your account; retry shortly",
+			ims.RetryAfterOf(err), err)
 	}
-	if profile.UserID != "" && profile.UserID != claims.UserID {
-		return nil, &auth.Error{Status: http.StatusServiceUnavailable, Reason: auth.ReasonUnavailable,
-			Description: "the identity service returned another user's profile; retry shortly",
-			Err:         fmt.Errorf("profile user %q differs from token user %q", profile.UserID, claims.UserID)}
+	if profile.UserID != claims.UserID {
+		return nil, badAnswer(fmt.Errorf("%w: profile userId %q differs from the token's user %q",
+			ims.ErrBadAnswer, profile.UserID, claims.UserID))
+	}
+	if err := p.checkOrgs(orgs); err != nil {
+		return nil, badAnswer(err)
 	}
 	groups := p.groups(orgs)
 	syncAt := p.now()
@@ -331,6 +340,32 @@ func (p *Provisioner) remember(u *session.User, readAt time.Time) {
 	p.users[u.ID] = cachedUser{u: u, readAt: readAt}
 }
 
+// checkOrgs refuses an organizations answer whose entries for the
+// configured organization are incomplete (a group without a name, groups
+// that are not an array), and one with an entry that might be that
+// organization but cannot be told (no ident, or its ident without an
+// authSrc): syncing from it could drop or misname the user's groups.
+// Incomplete entries of other organizations are left out of the user's
+// organization ids instead (orgIDs).
+func (p *Provisioner) checkOrgs(orgs []ims.Organization) error {
+	if p.cfg.Org == "" {
+		return nil
+	}
+	ident := p.cfg.Org
+	if i := strings.LastIndexByte(ident, '@'); i >= 0 {
+		ident = ident[:i]
+	}
+	for i := range orgs {
+		o := &orgs[i]
+		if o.ID() == p.cfg.Org || o.OrgRef.Ident == "" || (o.OrgRef.Ident == ident && o.OrgRef.AuthSrc == "") {
+			if err := o.Problem(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // groups returns the local groups for the configured organization's
 // memberships.
 func (p *Provisioner) groups(orgs []ims.Organization) []string {
@@ -349,11 +384,18 @@ func (p *Provisioner) groups(orgs []ims.Organization) []string {
 func orgIDs(orgs []ims.Organization) []string {
 	ids := make([]string, 0, len(orgs))
 	for i := range orgs {
-		if orgs[i].OrgRef.Ident != "" {
+		if orgs[i].OrgRef.Ident != "" && orgs[i].OrgRef.AuthSrc != "" {
 			ids = append(ids, orgs[i].ID())
 		}
 	}
 	return ids
+}
+
+// badAnswer is the client's answer when the identity service answered
+// with something that cannot be used. The cause names the member at fault
+// and is logged with the refusal.
+func badAnswer(err error) error {
+	return auth.ServiceError("the identity service sent an answer that cannot be used to set up your account; retry later or contact the administrator", err)
 }
 
 func storeUnavailable(err error) error {

@@ -545,12 +545,13 @@ const (
 
 func TestIMSTrouble(t *testing.T) {
 	tests := []struct {
-		name  string
-		set   func(bool)
-		cause error
+		name       string
+		set        func(bool)
+		cause      error
+		retryAfter time.Duration
 	}{
-		{"down", idp.SetDown, ims.ErrUnavailable},
-		{"rate limited", idp.SetRateLimited, ims.ErrRateLimited},
+		{"down", idp.SetDown, ims.ErrUnavailable, auth.DefaultRetryAfter},
+		{"rate limited", idp.SetRateLimited, ims.ErrRateLimited, time.Second}, // the emulator's Retry-After
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"/known stale user is served as last synced", func(t *testing.T) {
@@ -641,7 +642,7 @@ func TestIMSTrouble(t *testing.T) {
 				tt.set(true)
 				t.Cleanup(func() { tt.set(false) })
 				u, err := f.p.Ensure(t.Context(), token, claims)
-				wantUnavailable(t, u, err, tt.cause)
+				wantUnavailable(t, u, err, tt.cause, tt.retryAfter)
 			})
 		}
 		t.Run(tt.name+"/new user, even with a grace", func(t *testing.T) {
@@ -650,7 +651,7 @@ func TestIMSTrouble(t *testing.T) {
 			tt.set(true)
 			t.Cleanup(func() { tt.set(false) })
 			u, err := f.p.Ensure(t.Context(), token, claims)
-			wantUnavailable(t, u, err, tt.cause)
+			wantUnavailable(t, u, err, tt.cause, tt.retryAfter)
 			if _, err := f.store.GetUser(t.Context(), id); !errors.Is(err, session.ErrNotFound) {
 				t.Errorf("GetUser after a failed first sign-in: %v, want ErrNotFound", err)
 			}
@@ -663,7 +664,7 @@ func TestIMSTrouble(t *testing.T) {
 }
 
 // wantUnavailable checks that Ensure refused with 503 for cause.
-func wantUnavailable(t *testing.T, u *session.User, err, cause error) {
+func wantUnavailable(t *testing.T, u *session.User, err, cause error, retryAfter time.Duration) {
 	t.Helper()
 	if u != nil {
 		t.Errorf("user = %+v, want none", u)
@@ -671,6 +672,9 @@ func wantUnavailable(t *testing.T, u *session.User, err, cause error) {
 	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
 	if !errors.Is(err, cause) {
 		t.Errorf("err = %v, want it to wrap %v", err, cause)
+	}
+	if ae := auth.AsError(err); ae.RetryAfter != retryAfter {
+		t.Errorf("RetryAfter = %v, want %v", ae.RetryAfter, retryAfter)
 	}
 }
 
@@ -681,7 +685,7 @@ func TestProfileOfAnotherUser(t *testing.T) {
 	_, token, _ := newUser(t)
 	other, _, otherClaims := newUser(t)
 	_, err := f.p.Ensure(t.Context(), token, otherClaims)
-	wantAuthError(t, err, http.StatusServiceUnavailable, "", auth.ReasonUnavailable)
+	wantAuthError(t, err, http.StatusBadGateway, "", auth.ReasonServiceError)
 	if _, err := f.store.GetUser(t.Context(), other); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("GetUser: %v, want ErrNotFound", err)
 	}

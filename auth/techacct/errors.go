@@ -54,6 +54,10 @@ func (s *Source) explain(err error) *Error {
 		return &Error{Code: CodeUnavailable, Err: err,
 			Message: fmt.Sprintf("IMS is unavailable: it is rate limiting token requests at %s (%v); retrying later", s.cfg.IMSURL, err)}
 	}
+	if errors.Is(err, ims.ErrBadAnswer) {
+		return &Error{Code: CodeUnavailable, Err: err,
+			Message: fmt.Sprintf("IMS answered the token request with something that cannot be used: %v: check that %s is the IMS host", err, EnvName("IMSURL"))}
+	}
 	return &Error{Code: CodeUnavailable, Err: err,
 		Message: fmt.Sprintf("IMS could not be reached: %v: check %s and the network", err, EnvName("IMSURL"))}
 }

@@ -316,12 +316,20 @@ func TestActionableErrors(t *testing.T) {
 			techacct.CodeUnavailable, []string{"IMS could not be reached", "503"}},
 		{"IMS rate limiting", func(*techacct.Config) {}, ccConfig, func() { s.SetRateLimited(true) },
 			techacct.CodeUnavailable, []string{"rate limiting"}},
+		{"IMS answers without access_token (jwt)", func(*techacct.Config) {}, jwtConfig,
+			func() { s.SetAnswer(imstest.EndpointExchange, []byte(`{"token_type":"bearer","expires_in":86399000}`)) },
+			techacct.CodeUnavailable, []string{"cannot be used", "access_token", "GATEHOUSE_TECH_IMS_URL"}},
+		{"IMS answers null (client credentials)", func(*techacct.Config) {}, ccConfig,
+			func() { s.SetAnswer(imstest.EndpointToken, []byte(`null`)) },
+			techacct.CodeUnavailable, []string{"cannot be used", "not a JSON object"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup()
 				defer s.SetDown(false)
 				defer s.SetRateLimited(false)
+				defer s.SetAnswer(imstest.EndpointExchange, nil)
+				defer s.SetAnswer(imstest.EndpointToken, nil)
 			}
 			cfg := tc.method(s)
 			tc.cfg(&cfg)

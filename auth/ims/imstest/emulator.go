@@ -4,8 +4,10 @@
 // decimal strings of milliseconds), publishes its keys both as a JWKS
 // (/ims/keys) and as PEM certificates named by the tokens' x5u header
 // (/keys/prod/<x5u>), and answers the validation, profile, organizations,
-// userinfo, revocation and discovery endpoints at the real paths. See
-// shared/ims.md for the formats it imitates.
+// userinfo, revocation and discovery endpoints at the real paths, in the
+// shapes the service uses; SetVariantAnswers switches to the variant shapes
+// the service has been seen to use as well, and SetAnswer to any answer at
+// all, for testing a client's reading of them.
 //
 // Technical accounts (AddTechAccount, RegisterCertificate) obtain tokens
 // by the JWT exchange (/ims/exchange/jwt, verified against the registered
@@ -146,6 +148,8 @@ type Emulator struct {
 
 	down        atomic.Bool
 	rateLimited atomic.Bool
+	variant     atomic.Bool
+	answers     sync.Map                 // endpoint name -> []byte, set by SetAnswer
 	calls       map[string]*atomic.Int64 // fixed key set; the map itself is read-only
 }
 

@@ -107,6 +107,7 @@ func (e *Emulator) endpoint(name string, methods []string, h http.HandlerFunc) h
 		case rateLimitable && e.rateLimited.Load():
 			sw.Header().Set("Retry-After", "1")
 			writeError(sw, http.StatusTooManyRequests, "too_many_requests", "rate limit exceeded (emulated)")
+		case e.writeSetAnswer(sw, name):
 		default:
 			if bodyLimit {
 				r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
@@ -316,10 +317,39 @@ func (e *Emulator) serveValidate(w http.ResponseWriter, r *http.Request) {
 		reason = e.liveness(c)
 	}
 	if reason != "" {
-		writeJSON(w, http.StatusOK, ims.ValidationResult{Valid: false, Reason: reason})
+		if e.variant.Load() {
+			writeJSON(w, http.StatusOK, map[string]any{"valid": "false", "reason": reason, "expires_at": nil})
+			return
+		}
+		writeJSON(w, http.StatusOK, validation{Valid: false, Reason: reason})
 		return
 	}
-	writeJSON(w, http.StatusOK, ims.ValidationResult{Valid: true, Token: c, ExpiresAt: c.ExpiresAt().UnixMilli()})
+	// The token object is the token's own payload, every claim included.
+	payload := tokenPayload(token)
+	expiresAt := c.ExpiresAt().UnixMilli()
+	if e.variant.Load() {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"valid": "true", "token": payload, "expires_at": strconv.FormatInt(expiresAt, 10),
+			"reason": nil, "handler": map[string]any{"v": 1}, "client": 42,
+		})
+		return
+	}
+	writeJSON(w, http.StatusOK, validation{Valid: true, Token: payload, ExpiresAt: expiresAt})
+}
+
+// validation is /ims/validate_token/v1's answer.
+type validation struct {
+	Valid     bool            `json:"valid"`
+	Token     json.RawMessage `json:"token,omitempty"`
+	ExpiresAt int64           `json:"expires_at,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+}
+
+// tokenPayload is the JSON payload of a token that parse accepted.
+func tokenPayload(token string) json.RawMessage {
+	parts := strings.Split(token, ".")
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	return b
 }
 
 // authorize reads the bearer access token of a profile, organizations or
@@ -352,21 +382,31 @@ func unauthorized(w http.ResponseWriter, desc string) {
 	writeError(w, http.StatusUnauthorized, "invalid_token", desc)
 }
 
-// profile is /ims/profile/v1's answer. It differs from ims.Profile in one
-// place, as the real service does: emailVerified is the string "true".
+// profile is /ims/profile/v1's answer. As from the real service,
+// emailVerified is the string "true".
 type profile struct {
-	UserID                  string               `json:"userId"`
-	AuthID                  string               `json:"authId"`
-	Email                   string               `json:"email"`
-	EmailVerified           string               `json:"emailVerified"`
-	Name                    string               `json:"name"`
-	DisplayName             string               `json:"displayName"`
-	FirstName               string               `json:"first_name"`
-	LastName                string               `json:"last_name"`
-	AccountType             string               `json:"account_type"`
-	CountryCode             string               `json:"countryCode"`
-	PreferredLanguages      []string             `json:"preferred_languages"`
-	ProjectedProductContext []ims.ProductContext `json:"projectedProductContext"`
+	UserID                  string           `json:"userId"`
+	AuthID                  string           `json:"authId"`
+	Email                   string           `json:"email"`
+	EmailVerified           string           `json:"emailVerified"`
+	Name                    string           `json:"name"`
+	DisplayName             string           `json:"displayName"`
+	FirstName               string           `json:"first_name"`
+	LastName                string           `json:"last_name"`
+	AccountType             string           `json:"account_type"`
+	CountryCode             string           `json:"countryCode"`
+	PreferredLanguages      []string         `json:"preferred_languages"`
+	ProjectedProductContext []productContext `json:"projectedProductContext"`
+}
+
+// productContext is one entry of projectedProductContext.
+type productContext struct {
+	ProdCtx struct {
+		ServiceCode  string `json:"serviceCode"`
+		OwningEntity string `json:"owningEntity"`
+		GroupID      string `json:"groupid,omitempty"`
+		Label        string `json:"label,omitempty"`
+	} `json:"prodCtx"`
 }
 
 func fullName(u *User) string { return strings.TrimSpace(u.FirstName + " " + u.LastName) }
@@ -395,10 +435,10 @@ func (e *Emulator) serveProfile(w http.ResponseWriter, r *http.Request) {
 		AccountType:             u.AccountType,
 		CountryCode:             u.CountryCode,
 		PreferredLanguages:      []string{"en-us"},
-		ProjectedProductContext: []ims.ProductContext{},
+		ProjectedProductContext: []productContext{},
 	}
 	for _, o := range u.Orgs {
-		var pc ims.ProductContext
+		var pc productContext
 		pc.ProdCtx.ServiceCode = "dma_aem_cloud"
 		pc.ProdCtx.OwningEntity = o.ID
 		pc.ProdCtx.Label = o.Name
@@ -410,6 +450,10 @@ func (e *Emulator) serveProfile(w http.ResponseWriter, r *http.Request) {
 		}
 		p.ProjectedProductContext = append(p.ProjectedProductContext, pc)
 	}
+	if e.variant.Load() {
+		writeJSON(w, http.StatusOK, variantProfile(&p))
+		return
+	}
 	writeJSON(w, http.StatusOK, p)
 }
 
@@ -418,10 +462,14 @@ func (e *Emulator) serveOrganizations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	orgs := make([]ims.Organization, 0, len(u.Orgs))
+	if e.variant.Load() {
+		writeJSON(w, http.StatusOK, variantOrganizations(u))
+		return
+	}
+	orgs := make([]organization, 0, len(u.Orgs))
 	for _, o := range u.Orgs {
 		ident, src := splitOrgID(o.ID)
-		orgs = append(orgs, ims.Organization{
+		orgs = append(orgs, organization{
 			OrgName:     o.Name,
 			OrgRef:      ims.OrgRef{Ident: ident, AuthSrc: src},
 			OrgType:     "Enterprise",
@@ -430,6 +478,15 @@ func (e *Emulator) serveOrganizations(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, orgs)
+}
+
+// organization is one entry of /ims/organizations/v5's answer.
+type organization struct {
+	OrgName     string      `json:"orgName"`
+	OrgRef      ims.OrgRef  `json:"orgRef"`
+	OrgType     string      `json:"orgType"`
+	CountryCode string      `json:"countryCode"`
+	Groups      []ims.Group `json:"groups"`
 }
 
 type userInfo struct {

@@ -211,6 +211,10 @@ func (e *Emulator) serveExchangeJWT(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "server_error", "could not issue a token")
 		return
 	}
+	if e.variant.Load() {
+		writeJSON(w, http.StatusOK, variantToken(token, int64(c.ExpiresIn)))
+		return
+	}
 	writeJSON(w, http.StatusOK, exchangeAnswer{TokenType: "bearer", AccessToken: token, ExpiresIn: int64(c.ExpiresIn)})
 }
 
@@ -376,6 +380,10 @@ func (e *Emulator) serveTokenV3(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "server_error", "could not issue a token")
+		return
+	}
+	if e.variant.Load() {
+		writeJSON(w, http.StatusOK, variantToken(token, int64(t.TokenLifetime/time.Second)))
 		return
 	}
 	writeJSON(w, http.StatusOK, tokenV3Answer{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(t.TokenLifetime / time.Second)})

@@ -130,7 +130,6 @@ func (e *Emulator) mint(req TokenRequest) (string, *ims.Claims, error) {
 		req.Cluster = e.cluster
 	}
 	created := req.CreatedAt.UnixMilli()
-	ctp := 0
 	c := &ims.Claims{
 		ID:        tokenID(created),
 		Type:      req.Type,
@@ -140,19 +139,21 @@ func (e *Emulator) mint(req TokenRequest) (string, *ims.Claims, error) {
 		Scope:     req.Scope,
 		CreatedAt: ims.Millis(created),
 		ExpiresIn: ims.Millis(req.Lifetime.Milliseconds()),
-		AAID:      req.UserID,
-		CTP:       &ctp,
-		PAC:       req.ClientID + "_prod",
-		RTID:      tokenID(created),
-		MOI:       randomHex(4),
-		RTEA:      strconv.FormatInt(created+(14*24*time.Hour).Milliseconds(), 10),
-		SID:       tokenID(created),
+	}
+	payload := tokenClaims{
+		Claims: *c,
+		AAID:   req.UserID,
+		PAC:    req.ClientID + "_prod",
+		RTID:   tokenID(created),
+		MOI:    randomHex(4),
+		RTEA:   strconv.FormatInt(created+(14*24*time.Hour).Milliseconds(), 10),
+		SID:    tokenID(created),
 	}
 
 	e.mu.RLock()
 	key := e.keys[len(e.keys)-1]
 	e.mu.RUnlock()
-	token, err := sign(key, c)
+	token, err := sign(key, &payload)
 	if err != nil {
 		return "", nil, fmt.Errorf("imstest: mint token: %w", err)
 	}
@@ -167,16 +168,26 @@ func tokenID(createdMillis int64) string {
 	return strconv.FormatInt(createdMillis, 10) + "_" + randomUUID() + "_ue1"
 }
 
+// tokenClaims is the payload of a minted token: the claims Gatehouse reads,
+// and others real tokens carry, which Gatehouse must skip whatever they
+// hold (ctp, say, is a number).
+type tokenClaims struct {
+	ims.Claims
+	AAID string `json:"aa_id"`
+	CTP  int    `json:"ctp"`
+	PAC  string `json:"pac"`
+	RTID string `json:"rtid"`
+	MOI  string `json:"moi"`
+	RTEA string `json:"rtea"`
+	SID  string `json:"sid"`
+}
+
 func copyClaims(c *ims.Claims) *ims.Claims {
 	d := *c
-	if c.CTP != nil {
-		v := *c.CTP
-		d.CTP = &v
-	}
 	return &d
 }
 
-func sign(k *signingKey, c *ims.Claims) (string, error) {
+func sign(k *signingKey, c *tokenClaims) (string, error) {
 	header, err := json.Marshal(tokenHeader{Alg: "RS256", X5U: k.x5u, KID: k.kid, ITT: "at"})
 	if err != nil {
 		return "", err
@@ -233,6 +244,8 @@ func (e *Emulator) parse(token string) (*ims.Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", errBadSignature, err)
 	}
+	// The emulator stands for the service, which reads tokens its own
+	// way: encoding/json here, whatever Gatehouse uses.
 	var c ims.Claims
 	if err := json.Unmarshal(pb, &c); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", errBadSignature, err)
