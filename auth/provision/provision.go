@@ -273,6 +273,13 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 		LastName:  profile.LastName,
 		Orgs:      orgIDs(orgs),
 	}, groups, syncAt)
+	if errors.Is(err, session.ErrInvalid) {
+		// The store refuses what IMS sent (a group name over its length
+		// limit, more groups than it keeps): the answer is unusable, and
+		// calling it a store outage would send the operator to the wrong
+		// place and the client into retries that cannot succeed.
+		return nil, badAnswer(fmt.Errorf("sync user: %w: %w", ims.ErrBadAnswer, err))
+	}
 	if err != nil {
 		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -812,4 +813,38 @@ func TestSyncFinishedMeanwhile(t *testing.T) {
 		t.Errorf("late Ensure: %v", err)
 	}
 	wantCalls(t, p0, o0, 1, 1)
+}
+
+// TestAnswerOverStoreLimits: an IMS answer the store cannot keep (a group
+// name longer than it accepts, more groups than it keeps) is IMS's unusable
+// answer, 502, not a store outage, and leaves no user behind.
+func TestAnswerOverStoreLimits(t *testing.T) {
+	many := make([]ims.Group, 1001)
+	for i := range many {
+		many[i] = ims.Group{GroupName: fmt.Sprintf("group-%04d", i)}
+	}
+	tests := []struct {
+		name   string
+		groups []ims.Group
+	}{
+		{"a group name of 300 bytes", []ims.Group{{GroupName: strings.Repeat("g", 300)}}},
+		{"1001 groups", many},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			id := fmt.Sprintf("%016X%08X@AdobeID", time.Now().UnixNano(), userSeq.Add(1))
+			idp.AddUser(imstest.User{ID: id, Email: "big@example.com",
+				Orgs: []imstest.Org{{ID: orgA, Name: "Analytical Engines", Groups: tt.groups}}})
+			token, claims := mint(t, id)
+			u, err := f.p.Ensure(t.Context(), token, claims)
+			if u != nil {
+				t.Errorf("user = %+v, want none", u)
+			}
+			wantAuthError(t, err, http.StatusBadGateway, "", auth.ReasonServiceError)
+			if _, err := f.store.GetUser(t.Context(), id); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("GetUser after a refused sync: %v, want ErrNotFound", err)
+			}
+		})
+	}
 }

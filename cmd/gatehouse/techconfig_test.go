@@ -15,6 +15,10 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 )
 
+// keyPairDir holds the package's one key pair (see keyPair); TestMain
+// removes it.
+var keyPairDir string
+
 // keyPair is one key pair for the whole package's tests: RSA generation is
 // slow under the race detector.
 var keyPair = sync.OnceValues(func() (string, error) {
@@ -22,9 +26,18 @@ var keyPair = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	keyPairDir = dir
 	key, _, err := techacct.CreateKeyPair(dir, 1, "", false)
 	return key, err
 })
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if keyPairDir != "" {
+		_ = os.RemoveAll(keyPairDir)
+	}
+	os.Exit(code)
+}
 
 func keyPath(t *testing.T) string {
 	t.Helper()
@@ -32,7 +45,6 @@ func keyPath(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {}) // the directory outlives the test; it is tiny
 	return p
 }
 
