@@ -294,6 +294,36 @@ func (s *memStore) GetOrCreateSetting(ctx context.Context, key string, value []b
 	return bytes.Clone(value), nil
 }
 
+func (s *memStore) GetSetting(ctx context.Context, key string) ([]byte, error) {
+	if err := s.enter(ctx, "GetSetting"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.settings[key]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+func (s *memStore) CompareAndSwapSetting(ctx context.Context, key string, old, value []byte) (bool, error) {
+	if err := s.enter(ctx, "CompareAndSwapSetting"); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.settings[key]
+	switch {
+	case !ok:
+		return false, ErrNotFound
+	case !bytes.Equal(v, old):
+		return false, nil
+	}
+	s.settings[key] = bytes.Clone(value)
+	return true, nil
+}
+
 func (s *memStore) Ping(ctx context.Context) error { return s.enter(ctx, "Ping") }
 func (s *memStore) Close() error                   { return nil }
 

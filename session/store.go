@@ -168,6 +168,20 @@ type Store interface {
 	// create the same key, all get the one value that won.
 	GetOrCreateSetting(ctx context.Context, key string, value []byte) ([]byte, error)
 
+	// GetSetting returns the value stored under key, or ErrNotFound. It is
+	// a read: replicas poll it (the cookie keys) without writing.
+	GetSetting(ctx context.Context, key string) ([]byte, error)
+
+	// CompareAndSwapSetting replaces the value stored under key with value
+	// if, and only if, the stored value is old, byte for byte (nil and
+	// empty are the same value), and reports whether it did. A stored value
+	// other than old is not an error: it returns false and changes nothing,
+	// and the caller reads again and decides anew. It returns ErrNotFound
+	// if nothing is stored under key (GetOrCreateSetting creates). Of
+	// concurrent swaps from one old value, exactly one returns true; a
+	// reader sees the old value or the new one, never a mix.
+	CompareAndSwapSetting(ctx context.Context, key string, old, value []byte) (bool, error)
+
 	// Ping checks the store is reachable (for readiness).
 	Ping(ctx context.Context) error
 

@@ -425,6 +425,38 @@ func TestTwoStoresOneFile(t *testing.T) {
 	}
 }
 
+// TestSwapSettingTwoStoresOneFile swaps one setting through two stores on
+// the same file at once, as `gatehouse keys rotate` and a replica would:
+// exactly one swap from a given value wins.
+func TestSwapSettingTwoStoresOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	stores := []*Store{openFile(t, path), openFile(t, path)}
+	if _, err := stores[0].GetOrCreateSetting(t.Context(), "k", []byte("v0")); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	won := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			won[i], errs[i] = stores[i%2].CompareAndSwapSetting(t.Context(), "k", []byte("v0"), fmt.Appendf(nil, "v1/%d", i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if w := slices.Index(won, true); w < 0 || slices.Index(won[w+1:], true) >= 0 {
+		t.Fatalf("swaps won: %v; want exactly one", won)
+	} else if v, err := stores[1].GetSetting(t.Context(), "k"); err != nil || string(v) != fmt.Sprintf("v1/%d", w) {
+		t.Errorf("value %q, %v; want the winner's v1/%d", v, err, w)
+	}
+}
+
 // appliedVersions lists schema_migrations of the database at path.
 func appliedVersions(t *testing.T, path string) []int {
 	t.Helper()

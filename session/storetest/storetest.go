@@ -66,6 +66,9 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"LoginToken/Count", testCountLoginTokens},
 		{"Setting/GetOrCreate", testSetting},
 		{"Setting/Concurrent", testSettingConcurrent},
+		{"Setting/Get", testGetSetting},
+		{"Setting/CompareAndSwap", testSwapSetting},
+		{"Setting/CompareAndSwapConcurrent", testSwapSettingConcurrent},
 		{"Times", testTimes},
 		{"Ping", testPing},
 	}
@@ -816,6 +819,139 @@ func testSettingConcurrent(t *testing.T, s session.Store) {
 		v, err := s.GetOrCreateSetting(t.Context(), key, []byte("late"))
 		if err != nil || string(v) != won {
 			t.Errorf("round %d: later GetOrCreateSetting = %q, %v; want %q", round, v, err, won)
+		}
+	}
+}
+
+func testGetSetting(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	if v, err := s.GetSetting(ctx, "missing"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetSetting(missing) = %q, %v; want ErrNotFound", v, err)
+	}
+	stored := []byte{0, 'v', 0xff}
+	if _, err := s.GetOrCreateSetting(ctx, "k", stored); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.GetSetting(ctx, "k")
+	if err != nil || string(v) != string(stored) {
+		t.Fatalf("GetSetting(k) = %q, %v; want %q", v, err, stored)
+	}
+	v[0] = 'X' // the caller owns what it is given
+	if v, err := s.GetSetting(ctx, "k"); err != nil || string(v) != string(stored) {
+		t.Errorf("after changing a returned value: %q, %v; want %q", v, err, stored)
+	}
+	if _, err := s.GetOrCreateSetting(ctx, "empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.GetSetting(ctx, "empty"); err != nil || len(v) != 0 {
+		t.Errorf("GetSetting(empty) = %q, %v; want an empty value", v, err)
+	}
+	for _, key := range []string{"", strings.Repeat("k", 256)} {
+		if _, err := s.GetSetting(ctx, key); !errors.Is(err, session.ErrInvalid) {
+			t.Errorf("GetSetting with a key of %d bytes: %v, want ErrInvalid", len(key), err)
+		}
+	}
+}
+
+func testSwapSetting(t *testing.T, s session.Store) {
+	ctx := t.Context()
+	if _, err := s.GetOrCreateSetting(ctx, "k", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOrCreateSetting(ctx, "empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		key        string
+		old, value []byte
+		want       bool
+		wantErr    error
+		after      string // the value under key afterwards
+	}{
+		{name: "stale old value", key: "k", old: []byte("zero"), value: []byte("two"), after: "one"},
+		{name: "prefix of the stored value", key: "k", old: []byte("on"), value: []byte("two"), after: "one"},
+		{name: "nil old against a value", key: "k", old: nil, value: []byte("two"), after: "one"},
+		{name: "matching old value", key: "k", old: []byte("one"), value: []byte{0, 't', 0xff}, want: true, after: "\x00t\xff"},
+		{name: "the replaced value is stale now", key: "k", old: []byte("one"), value: []byte("three"), after: "\x00t\xff"},
+		{name: "to an empty value", key: "k", old: []byte{0, 't', 0xff}, value: nil, want: true, after: ""},
+		{name: "nil old matches empty", key: "k", old: nil, value: []byte("four"), want: true, after: "four"},
+		{name: "empty old matches empty", key: "empty", old: []byte{}, value: []byte("e"), want: true, after: "e"},
+		{name: "missing key", key: "missing", old: nil, value: []byte("x"), wantErr: session.ErrNotFound},
+		{name: "empty key", key: "", old: nil, value: []byte("x"), wantErr: session.ErrInvalid},
+		{name: "long key", key: strings.Repeat("k", 256), old: nil, value: []byte("x"), wantErr: session.ErrInvalid},
+	}
+	for _, tt := range tests {
+		got, err := s.CompareAndSwapSetting(ctx, tt.key, tt.old, tt.value)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) || got {
+				t.Errorf("%s: CompareAndSwapSetting = %v, %v; want false, %v", tt.name, got, err, tt.wantErr)
+			}
+			if tt.key == "missing" {
+				if _, err := s.GetSetting(ctx, tt.key); !errors.Is(err, session.ErrNotFound) {
+					t.Errorf("%s: a swap created the setting (%v)", tt.name, err)
+				}
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: CompareAndSwapSetting = %v, %v; want %v", tt.name, got, err, tt.want)
+		}
+		v, err := s.GetSetting(ctx, tt.key)
+		if err != nil || string(v) != tt.after {
+			t.Errorf("%s: value afterwards %q, %v; want %q", tt.name, v, err, tt.after)
+		}
+	}
+	// The swap wrote only its key.
+	if v, err := s.GetSetting(ctx, "empty"); err != nil || string(v) != "e" {
+		t.Errorf("the other key = %q, %v; want %q", v, err, "e")
+	}
+}
+
+func testSwapSettingConcurrent(t *testing.T, s session.Store) {
+	const n, rounds = 8, 50
+	key := "counter"
+	if _, err := s.GetOrCreateSetting(t.Context(), key, []byte("round-0")); err != nil {
+		t.Fatal(err)
+	}
+	for round := range rounds {
+		old := fmt.Appendf(nil, "round-%d", round)
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			won   = make([]bool, n)
+			errs  = make([]error, n)
+		)
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				won[i], errs[i] = s.CompareAndSwapSetting(t.Context(), key, old, fmt.Appendf(nil, "round-%d/%d", round+1, i))
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		winner := -1
+		for i, w := range won {
+			if w && winner >= 0 {
+				t.Fatalf("round %d: swappers %d and %d both won", round, winner, i)
+			}
+			if w {
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: no swapper won", round)
+		}
+		v, err := s.GetSetting(t.Context(), key)
+		if want := fmt.Sprintf("round-%d/%d", round+1, winner); err != nil || string(v) != want {
+			t.Fatalf("round %d: value %q, %v; want the winner's %q", round, v, err, want)
+		}
+		// The next round swaps from a plain value again.
+		if ok, err := s.CompareAndSwapSetting(t.Context(), key, v, fmt.Appendf(nil, "round-%d", round+1)); !ok || err != nil {
+			t.Fatalf("round %d: reset = %v, %v", round, ok, err)
 		}
 	}
 }
