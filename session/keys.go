@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Key sizes for login-token cookies.
@@ -169,7 +173,8 @@ func decodeKey(s string) ([]byte, error) {
 // false. Otherwise the keys are the ones kept in the store under the
 // setting CookieKeysSetting, created from a fresh GenerateKeyPair on first
 // use, and generated is true: a restart, or another replica sharing the
-// store, then keeps everyone signed in.
+// store, then keeps everyone signed in, and RotateCookieKeys and
+// DropOldCookieKeys change them for every replica (Manager.RunKeyReload).
 func LoadCookieKeys(ctx context.Context, store Store, configured string) (keys []KeyPair, generated bool, err error) {
 	if strings.TrimSpace(configured) != "" {
 		keys, err := ParseCookieKeys(configured)
@@ -179,13 +184,252 @@ func LoadCookieKeys(ctx context.Context, store Store, configured string) (keys [
 	if err != nil {
 		return nil, false, err
 	}
-	v, err := store.GetOrCreateSetting(ctx, CookieKeysSetting, []byte(k.Encode()))
+	first := EncodeStoredCookieKeys([]StoredKey{{KeyPair: k, Created: time.Now()}})
+	v, err := store.GetOrCreateSetting(ctx, CookieKeysSetting, first)
 	if err != nil {
 		return nil, false, fmt.Errorf("load cookie keys from store: %w", err)
 	}
-	keys, err = ParseCookieKeys(string(v))
+	stored, err := ParseStoredCookieKeys(v)
 	if err != nil {
 		return nil, false, fmt.Errorf("stored setting %q: %w", CookieKeysSetting, err)
 	}
-	return keys, true, nil
+	return pairsOf(stored), true, nil
+}
+
+// MaxStoredCookieKeys is how many key pairs RotateCookieKeys lets the store
+// hold: every pair is tried on a cookie that no earlier pair verifies, so
+// the list must not grow without bound. DropOldCookieKeys makes room.
+const MaxStoredCookieKeys = 8
+
+// fingerprintLen is the length of a Fingerprint in hex digits.
+const fingerprintLen = 12
+
+// Fingerprint names the pair without revealing it: the first 12 hex digits
+// of the SHA-256 of its Encode form ("<hashKey>:<blockKey>", unpadded
+// base64url). Printing it is safe; it is for telling pairs apart.
+func (k KeyPair) Fingerprint() string {
+	sum := sha256.Sum256([]byte(k.Encode()))
+	return hex.EncodeToString(sum[:fingerprintLen/2])
+}
+
+// StoredKey is a cookie key pair kept in the store, and when it was made.
+// Like KeyPair, it formats as "[redacted]".
+type StoredKey struct {
+	KeyPair
+	// Created is when the pair was generated; zero when unknown (a value
+	// stored in the plain GATEHOUSE_COOKIE_KEYS form by an earlier version).
+	Created time.Time
+}
+
+// storedKeys is the stored form of the cookie keys: a JSON document, so
+// that each pair carries its creation time, newest pair first.
+type storedKeys struct {
+	Keys []storedKey `json:"keys"`
+}
+
+type storedKey struct {
+	Hash    string    `json:"hash"`  // unpadded base64url
+	Block   string    `json:"block"` // unpadded base64url
+	Created time.Time `json:"created,omitzero"`
+}
+
+// EncodeStoredCookieKeys returns the value kept under CookieKeysSetting for
+// keys, newest (the signing pair) first.
+func EncodeStoredCookieKeys(keys []StoredKey) []byte {
+	doc := storedKeys{Keys: make([]storedKey, len(keys))}
+	for i, k := range keys {
+		doc.Keys[i] = storedKey{
+			Hash:    base64.RawURLEncoding.EncodeToString(k.Hash),
+			Block:   base64.RawURLEncoding.EncodeToString(k.Block),
+			Created: k.Created.UTC().Truncate(time.Second),
+		}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil { // strings and times only: cannot fail
+		panic(fmt.Sprintf("encode stored cookie keys: %v", err))
+	}
+	return b
+}
+
+// ParseStoredCookieKeys parses the value kept under CookieKeysSetting: the
+// JSON document EncodeStoredCookieKeys writes, or, as earlier versions
+// stored it, the GATEHOUSE_COOKIE_KEYS form (creation times unknown). It
+// accepts exactly what ParseCookieKeys accepts of each pair, and its errors
+// never quote key material.
+func ParseStoredCookieKeys(v []byte) ([]StoredKey, error) {
+	t := bytes.TrimSpace(v)
+	if len(t) == 0 || t[0] != '{' {
+		pairs, err := ParseCookieKeys(string(v))
+		if err != nil {
+			return nil, err
+		}
+		keys := make([]StoredKey, len(pairs))
+		for i, p := range pairs {
+			keys[i] = StoredKey{KeyPair: p}
+		}
+		return keys, nil
+	}
+	var doc storedKeys
+	if err := json.Unmarshal(t, &doc); err != nil {
+		// json's messages hold offsets and types, not input; still, say it
+		// in our own words so that none ever could.
+		return nil, errors.New("cookie keys: not a valid JSON key list")
+	}
+	if len(doc.Keys) == 0 {
+		return nil, errors.New("cookie keys: no key pair stored")
+	}
+	keys := make([]StoredKey, len(doc.Keys))
+	for i, e := range doc.Keys {
+		k, err := parseKeyPair(e.Hash + ":" + e.Block)
+		if err != nil {
+			return nil, fmt.Errorf("cookie keys: entry %d of %d: %w", i+1, len(doc.Keys), err)
+		}
+		keys[i] = StoredKey{KeyPair: k, Created: e.Created.UTC()}
+	}
+	return keys, nil
+}
+
+func pairsOf(keys []StoredKey) []KeyPair {
+	pairs := make([]KeyPair, len(keys))
+	for i, k := range keys {
+		pairs[i] = k.KeyPair
+	}
+	return pairs
+}
+
+// ErrNoStoredCookieKeys is returned, wrapped, when the store holds no
+// cookie keys yet: no `gatehouse serve` without GATEHOUSE_COOKIE_KEYS has
+// started on it.
+var ErrNoStoredCookieKeys = errors.New("no cookie keys in the store yet")
+
+// ErrTooManyCookieKeys is returned, wrapped, by RotateCookieKeys when the
+// store already holds MaxStoredCookieKeys pairs.
+var ErrTooManyCookieKeys = errors.New("too many cookie keys")
+
+// StoredCookieKeys returns the cookie keys kept in the store, newest (the
+// signing pair) first. It returns an error wrapping ErrNoStoredCookieKeys
+// when there are none.
+func StoredCookieKeys(ctx context.Context, store Store) ([]StoredKey, error) {
+	keys, _, err := readStoredKeys(ctx, store)
+	return keys, err
+}
+
+func readStoredKeys(ctx context.Context, store Store) ([]StoredKey, []byte, error) {
+	v, err := store.GetSetting(ctx, CookieKeysSetting)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil, fmt.Errorf("read cookie keys: %w", ErrNoStoredCookieKeys)
+	case err != nil:
+		return nil, nil, fmt.Errorf("read cookie keys: %w", err)
+	}
+	keys, err := ParseStoredCookieKeys(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored setting %q: %w", CookieKeysSetting, err)
+	}
+	return keys, v, nil
+}
+
+// RotateCookieKeys puts a new pair, made by GenerateKeyPair at now, first
+// in the stored cookie keys: it signs every new or refreshed cookie, and
+// the older pairs still verify until DropOldCookieKeys. With no keys
+// stored yet, the new pair is the only one. It returns the keys as
+// stored, newest first, or an error wrapping ErrTooManyCookieKeys when
+// MaxStoredCookieKeys pairs are stored already.
+func RotateCookieKeys(ctx context.Context, store Store, now time.Time) ([]StoredKey, error) {
+	k, err := GenerateKeyPair()
+	if err != nil {
+		return nil, fmt.Errorf("rotate cookie keys: %w", err)
+	}
+	nk := StoredKey{KeyPair: k, Created: now.UTC().Truncate(time.Second)}
+	_, after, err := updateStoredKeys(ctx, store, func(cur []StoredKey) ([]StoredKey, error) {
+		if len(cur) >= MaxStoredCookieKeys {
+			return nil, fmt.Errorf("%w: the store holds %d pairs, at most %d; drop the old ones first",
+				ErrTooManyCookieKeys, len(cur), MaxStoredCookieKeys)
+		}
+		return append([]StoredKey{nk}, cur...), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rotate cookie keys: %w", err)
+	}
+	return after, nil
+}
+
+// DropOldCookieKeys keeps only the newest stored pair, the one that signs:
+// cookies signed by the others are refused from then on (their users sign
+// in again). It returns the pair kept and the pairs dropped (none when
+// there was only one).
+func DropOldCookieKeys(ctx context.Context, store Store) (kept StoredKey, dropped []StoredKey, err error) {
+	before, after, err := updateStoredKeys(ctx, store, func(cur []StoredKey) ([]StoredKey, error) {
+		if cur == nil {
+			return nil, ErrNoStoredCookieKeys
+		}
+		return cur[:1], nil
+	})
+	if err != nil {
+		return StoredKey{}, nil, fmt.Errorf("drop old cookie keys: %w", err)
+	}
+	return after[0], before[1:], nil
+}
+
+// maxSwaps bounds updateStoredKeys' retries: each lost swap means another
+// writer changed the keys meanwhile, which rotations by hand never do for
+// long.
+const maxSwaps = 10
+
+// updateStoredKeys replaces the stored keys with change(current) (current
+// is nil when none are stored) by compare-and-swap, reading again when
+// another writer got in between. A change that returns the keys unchanged
+// writes nothing. It returns the keys before and after.
+func updateStoredKeys(ctx context.Context, store Store, change func([]StoredKey) ([]StoredKey, error)) (before, after []StoredKey, err error) {
+	for range maxSwaps {
+		cur, raw, err := readStoredKeys(ctx, store)
+		if err != nil && !errors.Is(err, ErrNoStoredCookieKeys) {
+			return nil, nil, err
+		}
+		next, err := change(cur)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sameKeys(cur, next) {
+			return cur, cur, nil
+		}
+		v := EncodeStoredCookieKeys(next)
+		if raw == nil {
+			got, err := store.GetOrCreateSetting(ctx, CookieKeysSetting, v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("store cookie keys: %w", err)
+			}
+			if bytes.Equal(got, v) {
+				return nil, next, nil
+			}
+			continue // another writer created them first: change theirs
+		}
+		ok, err := store.CompareAndSwapSetting(ctx, CookieKeysSetting, raw, v)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // deleted meanwhile (by hand): start again
+		case err != nil:
+			return nil, nil, fmt.Errorf("store cookie keys: %w", err)
+		case ok:
+			return cur, next, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("the stored cookie keys changed %d times while this change was being made; try again", maxSwaps)
+}
+
+// sameKeys reports whether a and b are the same pairs in the same order
+// (creation times aside).
+func sameKeys(a, b []StoredKey) bool { return samePairs(pairsOf(a), pairsOf(b)) }
+
+// samePairs reports whether a and b are the same pairs in the same order.
+func samePairs(a, b []KeyPair) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i].Hash, b[i].Hash) || !bytes.Equal(a[i].Block, b[i].Block) {
+			return false
+		}
+	}
+	return true
 }

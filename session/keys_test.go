@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func seq(n int, start byte) []byte {
@@ -162,8 +163,11 @@ func TestLoadCookieKeys(t *testing.T) {
 		if !bytes.Equal(first[0].Hash, second[0].Hash) || !bytes.Equal(first[0].Block, second[0].Block) {
 			t.Fatal("second load returned other keys: a restart would sign everyone out")
 		}
-		if v := st.settings[CookieKeysSetting]; string(v) != first[0].Encode() {
-			t.Error("stored setting is not the encoded key pair")
+		stored, err := ParseStoredCookieKeys(st.settings[CookieKeysSetting])
+		if err != nil || !samePairs(pairsOf(stored), first) {
+			t.Errorf("stored setting is not the generated key pair (%v)", err)
+		} else if time.Since(stored[0].Created) > time.Minute {
+			t.Errorf("stored creation time %v, want about now", stored[0].Created)
 		}
 
 		// A cookie from one "replica" validates on another.
@@ -182,6 +186,16 @@ func TestLoadCookieKeys(t *testing.T) {
 		}
 		if _, err := m2.Validate(ctx, c.Value); err != nil {
 			t.Fatalf("Validate on second manager: %v", err)
+		}
+	})
+
+	t.Run("stored by an earlier version", func(t *testing.T) {
+		st := newMemStore()
+		k, _ := GenerateKeyPair()
+		st.settings[CookieKeysSetting] = []byte(k.Encode())
+		keys, generated, err := LoadCookieKeys(ctx, st, "")
+		if err != nil || !generated || !samePairs(keys, []KeyPair{k}) {
+			t.Fatalf("LoadCookieKeys = %d keys, %v; want the stored pair", len(keys), err)
 		}
 	})
 

@@ -121,7 +121,7 @@ type ManagerConfig struct {
 // the cookie nor the secret is kept.
 type Manager struct {
 	store  Store
-	codecs []securecookie.Codec
+	keys   atomic.Pointer[keyring] // swapped whole by SetKeys; never modified
 	ttl    time.Duration
 	name   string
 	path   string
@@ -264,16 +264,11 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 	if hasPrefixFold(m.name, hostPrefix) && m.path != "/" {
 		return nil, fmt.Errorf("session manager: a %s cookie needs Path=/, not %q", hostPrefix, m.path)
 	}
-	m.codecs = make([]securecookie.Codec, len(keys))
-	for i, k := range keys {
-		if err := k.validate(); err != nil {
-			return nil, fmt.Errorf("session manager: cookie key pair %d: %w", i+1, err)
-		}
-		m.codecs[i] = securecookie.New(k.Hash, k.Block).
-			SetSerializer(securecookie.NopEncoder{}).
-			MaxAge(0). // the server-side record is authoritative
-			MaxLength(MaxCookieLen)
+	kr, err := newKeyring(keys)
+	if err != nil {
+		return nil, fmt.Errorf("session manager: %w", err)
 	}
+	m.keys.Store(kr)
 	if !m.secure {
 		m.log.Warn("login-token cookie is sent without the Secure attribute; use this for plain-HTTP development only")
 	}
@@ -375,7 +370,8 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 			return m.validated(ctx, e, value, now)
 		}
 	}
-	rawID, secret, ok := m.decode(value)
+	kr := m.keys.Load()
+	rawID, secret, ok := kr.decode(m.name, value)
 	if !ok {
 		return nil, fmt.Errorf("validate login token: %w", ErrTokenMalformed)
 	}
@@ -402,7 +398,7 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 		return nil, fmt.Errorf("validate login token: %w", ErrTokenExpired)
 	}
 	if memo {
-		m.rememberValue(key, e)
+		m.rememberValue(key, e, kr)
 	}
 	return m.validated(ctx, e, value, now)
 }
@@ -434,11 +430,13 @@ func (m *Manager) lookupValue(key valueHash, now time.Time) *cacheEntry {
 	return e
 }
 
-// rememberValue records that the value with hash key validated against e,
-// if e is its token's cache entry.
-func (m *Manager) rememberValue(key valueHash, e *cacheEntry) {
+// rememberValue records that the value with hash key, decoded with the
+// keys kr, validated against e, if e is its token's cache entry and kr the
+// current keys: SetKeys may have just forgotten every value, and one its
+// keys no longer verify must not come back.
+func (m *Manager) rememberValue(key valueHash, e *cacheEntry, kr *keyring) {
 	m.mu.Lock()
-	if m.cache[e.tok.ID] == e && len(m.decoded) < m.maxEntries {
+	if m.cache[e.tok.ID] == e && len(m.decoded) < m.maxEntries && m.keys.Load() == kr {
 		m.decoded[key] = e
 	}
 	m.mu.Unlock()
@@ -624,14 +622,20 @@ func (m *Manager) CacheLen() int {
 	return len(m.cache)
 }
 
-// decode returns the id and secret in a cookie value. id aliases a buffer
-// of its own.
+// decode returns the id and secret in a cookie value, decoded with the
+// current keys. id aliases a buffer of its own.
 func (m *Manager) decode(value string) (id []byte, secret [secretBytes]byte, ok bool) {
+	return m.keys.Load().decode(m.name, value)
+}
+
+// decode returns the id and secret in the value of the cookie name, if one
+// of kr's pairs verifies it. id aliases a buffer of its own.
+func (kr *keyring) decode(name, value string) (id []byte, secret [secretBytes]byte, ok bool) {
 	if value == "" || len(value) > MaxCookieLen {
 		return nil, secret, false
 	}
 	var p []byte
-	if err := securecookie.DecodeMulti(m.name, value, &p, m.codecs...); err != nil {
+	if err := securecookie.DecodeMulti(name, value, &p, kr.codecs...); err != nil {
 		return nil, secret, false
 	}
 	if len(p) != payloadLen || p[idLen] != '.' {
@@ -653,7 +657,7 @@ func (m *Manager) cookie(id string, secret []byte, exp, now time.Time) (*http.Co
 	p = append(p, id...)
 	p = append(p, '.')
 	p = base64.RawURLEncoding.AppendEncode(p, secret)
-	v, err := m.codecs[0].Encode(m.name, p)
+	v, err := m.keys.Load().codecs[0].Encode(m.name, p)
 	if err != nil {
 		return nil, fmt.Errorf("encode cookie: %w", err)
 	}

@@ -562,12 +562,12 @@ func TestValidateMalformed(t *testing.T) {
 		tampered[i] = 'A'
 	}
 	// Correctly signed, but not a login-token payload.
-	wrongPayload, err := f.m.codecs[0].Encode(f.m.CookieName(), []byte("not-a-token"))
+	wrongPayload, err := f.m.keys.Load().codecs[0].Encode(f.m.CookieName(), []byte("not-a-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Correctly signed for another cookie name.
-	otherName, err := f.m.codecs[0].Encode("other", []byte(strings.Repeat("A", 22)+"."+strings.Repeat("B", 43)))
+	otherName, err := f.m.keys.Load().codecs[0].Encode("other", []byte(strings.Repeat("A", 22)+"."+strings.Repeat("B", 43)))
 	if err != nil {
 		t.Fatal(err)
 	}
