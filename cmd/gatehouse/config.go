@@ -47,7 +47,7 @@ type config struct {
 	SyncInterval       time.Duration `env:"SYNC_INTERVAL" envDefault:"1h" help:"how long a user's profile and groups count as fresh before the next sign-in syncs again"`
 
 	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users and login tokens are kept: sqlite:PATH"`
-	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store"`
+	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store, where 'gatehouse keys' rotates them for every replica"`
 	CookieKeysFile  string        `env:"COOKIE_KEYS_FILE" help:"file holding the cookie keys instead (a mounted secret; one trailing newline is ignored); not both"`
 	CookieName      string        `env:"COOKIE_NAME" envDefault:"login-token" help:"name of the login-token cookie; for browsers over HTTPS use __Host-login-token, which no other site under the domain can set or shadow (needs COOKIE_SECURE)"`
 	CookieSecure    bool          `env:"COOKIE_SECURE" envDefault:"true" help:"mark the login-token cookie Secure; false only for plain-HTTP development"`
@@ -55,6 +55,7 @@ type config struct {
 	LoginTokenTTL   time.Duration `env:"LOGIN_TOKEN_TTL" envDefault:"12h" help:"lifetime of a login token; refreshed once half of it has passed"`
 	SessionCacheTTL time.Duration `env:"SESSION_CACHE_TTL" envDefault:"30s" help:"how long a checked login token is trusted from memory (a logout on another replica takes effect within it)"`
 	CleanupInterval time.Duration `env:"CLEANUP_INTERVAL" envDefault:"10m" help:"how often expired login tokens are purged"`
+	KeysReload      time.Duration `env:"COOKIE_KEYS_RELOAD_INTERVAL" envDefault:"5s" help:"how often serve re-reads the cookie keys kept in the store, so that 'gatehouse keys rotate' and 'drop-old' reach every replica without a restart; unused with COOKIE_KEYS"`
 
 	PassAuthorization bool `env:"PASS_AUTHORIZATION" envDefault:"false" help:"forward the client's Authorization header upstream"`
 	PassCookie        bool `env:"PASS_LOGIN_COOKIE" envDefault:"false" help:"forward the login-token cookie upstream"`
@@ -194,16 +195,8 @@ func (c *config) validate(vars map[string]string) error {
 	if c.mapping, err = groupmap.Parse(c.GroupMapping); err != nil {
 		bad("GROUP_MAPPING", "%v", err)
 	}
-	switch {
-	case strings.HasPrefix(c.Store, "sqlite:"):
-		c.sqlitePath = strings.TrimPrefix(c.Store, "sqlite:")
-		if c.sqlitePath == "" {
-			bad("STORE", "sqlite: needs a file path, e.g. sqlite:/var/lib/gatehouse/gatehouse.db")
-		}
-	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-		bad("STORE", "the PostgreSQL store is not available in this version; use sqlite:PATH")
-	default:
-		bad("STORE", "%q: want sqlite:PATH", c.Store)
+	if err := c.checkStore(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := session.CheckCookieName(c.CookieName, c.CookieSecure); err != nil {
 		if session.CheckCookieName(c.CookieName, true) == nil {
@@ -235,6 +228,7 @@ func (c *config) validate(vars map[string]string) error {
 		{"IMS_RECHECK_INTERVAL", c.IMSRecheckInterval}, {"IMS_TIMEOUT", c.IMSTimeout},
 		{"IMS_KEYS_MIN_REFRESH", c.IMSKeysMinRefresh}, {"SYNC_INTERVAL", c.SyncInterval},
 		{"LOGIN_TOKEN_TTL", c.LoginTokenTTL}, {"CLEANUP_INTERVAL", c.CleanupInterval},
+		{"COOKIE_KEYS_RELOAD_INTERVAL", c.KeysReload},
 		{"UPSTREAM_DIAL_TIMEOUT", c.UpstreamDialTimeout}, {"UPSTREAM_RESPONSE_HEADER_TIMEOUT", c.UpstreamResponseHeaderTimeout},
 		{"UPSTREAM_IDLE_CONN_TIMEOUT", c.UpstreamIdleConnTimeout}, {"READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
 		{"IDLE_TIMEOUT", c.IdleTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
@@ -276,6 +270,27 @@ func (c *config) validate(vars map[string]string) error {
 		bad("LOG_FORMAT", "%q: want json or console", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// checkStore checks GATEHOUSE_STORE and fills the fields openStore reads.
+// It is all of the configuration that the commands working on the store
+// alone (gatehouse keys) need.
+func (c *config) checkStore() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%sSTORE: %s", envPrefix, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case strings.HasPrefix(c.Store, "sqlite:"):
+		c.sqlitePath = strings.TrimPrefix(c.Store, "sqlite:")
+		if c.sqlitePath == "" {
+			return bad("sqlite: needs a file path, e.g. sqlite:/var/lib/gatehouse/gatehouse.db")
+		}
+	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
+		return bad("the PostgreSQL store is not available in this version; use sqlite:PATH")
+	default:
+		return bad("%q: want sqlite:PATH", c.Store)
+	}
+	return nil
 }
 
 func parseHTTPURL(s string) (*url.URL, error) {

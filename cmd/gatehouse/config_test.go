@@ -36,6 +36,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"idle pool per host", c.UpstreamMaxIdleConnsPerHost, 256},
 		{"bearer sign-in off without client ids", len(c.IMSClientIDs), 0},
 		{"GC headroom", c.GCHeadroomMiB, 32},
+		{"cookie keys reload", c.KeysReload, 5 * time.Second},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -99,6 +100,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"same site none needs secure", []string{up, "GATEHOUSE_COOKIE_SAMESITE=none", "GATEHOUSE_COOKIE_SECURE=false"}, "GATEHOUSE_COOKIE_SAMESITE"},
 		{"store scheme", []string{up, "GATEHOUSE_STORE=redis://x"}, "GATEHOUSE_STORE"},
 		{"store empty path", []string{up, "GATEHOUSE_STORE=sqlite:"}, "GATEHOUSE_STORE"},
+		{"cookie keys reload off", []string{up, "GATEHOUSE_COOKIE_KEYS_RELOAD_INTERVAL=0s"}, "GATEHOUSE_COOKIE_KEYS_RELOAD_INTERVAL"},
 		{"group mapping", []string{up, "GATEHOUSE_GROUP_MAPPING=nonsense"}, "GATEHOUSE_GROUP_MAPPING"},
 		{"org format", []string{up, "GATEHOUSE_IMS_ORG=1234"}, "GATEHOUSE_IMS_ORG"},
 		{"prefix", []string{up, "GATEHOUSE_PREFIX=gatehouse"}, "GATEHOUSE_PREFIX"},

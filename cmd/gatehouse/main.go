@@ -12,6 +12,7 @@
 //	gatehouse check-health   check that the technical account obtains a token
 //	gatehouse ims-emulator   run the IMS emulator alone
 //	gatehouse healthcheck    probe a running gatehouse (for container HEALTHCHECKs)
+//	gatehouse keys           rotate, drop or list the cookie keys kept in the store
 //	gatehouse version        print the version
 package main
 
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tokenCommand(ctx, rest, stdout, stderr)
 	case "check-health":
 		return checkHealthCommand(ctx, rest, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", versionString())
 		return nil
@@ -89,6 +92,11 @@ Usage:
   gatehouse ims-emulator   run the IMS emulator alone ('gatehouse ims-emulator -h')
   gatehouse healthcheck    ask a running gatehouse for /gatehouse/healthz (-ready: readyz); for container HEALTHCHECKs
   gatehouse version        print the version
+
+Cookie keys kept in the store (GATEHOUSE_STORE), shared by every replica ('gatehouse keys -h'):
+  gatehouse keys rotate    make a new pair that signs from now on; the older pairs still verify
+  gatehouse keys drop-old  keep only the newest pair
+  gatehouse keys list      the pairs: fingerprint and creation time (--json: one JSON document)
 
 Technical accounts (settings: GATEHOUSE_TECH_* variables; 'gatehouse token -h' lists them):
   gatehouse cert create --out DIR [--days N] [--subject /CN=…] [--force]

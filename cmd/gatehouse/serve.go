@@ -111,6 +111,9 @@ type app struct {
 	keys      *ims.KeySet
 	sessions  *session.Manager
 	handler   http.Handler
+	// keysStored: the cookie keys are the store's, which `gatehouse keys`
+	// changes, not GATEHOUSE_COOKIE_KEYS.
+	keysStored bool
 
 	// The egress listener's, when GATEHOUSE_EGRESS_LISTEN is set.
 	tokens *techacct.Source
@@ -118,9 +121,9 @@ type app struct {
 }
 
 func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
-	store, err := sqlite.Open(ctx, cfg.sqlitePath)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
+		return nil, err
 	}
 	a := &app{cfg: cfg, log: lg.log, accessLog: lg.access, store: store}
 	if err := a.wire(ctx); err != nil {
@@ -139,6 +142,7 @@ func (a *app) wire(ctx context.Context) error {
 	if generated {
 		log.Info("no GATEHOUSE_COOKIE_KEYS set: using cookie keys generated once and kept in the store")
 	}
+	a.keysStored = generated
 	a.sessions, err = session.NewManager(a.store, keys, session.ManagerConfig{
 		TTL:          cfg.LoginTokenTTL,
 		CookieName:   cfg.CookieName,
@@ -269,6 +273,16 @@ func (a *app) wireEgress(t proxy.Transport) error {
 	return nil
 }
 
+// openStore opens the store GATEHOUSE_STORE names; cfg has passed
+// checkStore. serve and the commands that work on the store use it alike.
+func openStore(ctx context.Context, cfg *config) (session.Store, error) {
+	store, err := sqlite.Open(ctx, cfg.sqlitePath)
+	if err != nil {
+		return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
+	}
+	return store, nil
+}
+
 // cacheTTL turns the setting (0 disables) into the manager's convention
 // (0 means default, negative disables).
 func cacheTTL(d time.Duration) time.Duration {
@@ -317,6 +331,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	}
 	go a.keys.Run(ctx)
 	go a.sessions.RunCleanup(ctx, a.cfg.CleanupInterval)
+	if a.keysStored {
+		go a.sessions.RunKeyReload(ctx, a.cfg.KeysReload)
+	}
 
 	srv := &http.Server{
 		Handler:           a.handler,
