@@ -118,7 +118,8 @@ type ManagerConfig struct {
 // value that validated is remembered too: its SHA-256 points at the cache
 // entry it validated against, and while that entry is the token's trusted
 // one, the value needs neither decoding nor the secret check again. Neither
-// the cookie nor the secret is kept.
+// the cookie nor the secret is kept. SetKeys, which changes the keys,
+// forgets these values.
 type Manager struct {
 	store  Store
 	keys   atomic.Pointer[keyring] // swapped whole by SetKeys; never modified
@@ -204,7 +205,8 @@ type Validated struct {
 }
 
 // NewManager returns a Manager over store that signs cookies with keys[0]
-// and accepts cookies signed with any of keys.
+// and accepts cookies signed with any of keys, until SetKeys or ReloadKeys
+// changes them.
 func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error) {
 	if store == nil {
 		return nil, errors.New("session manager: no store")

@@ -169,7 +169,9 @@ type Store interface {
 	GetOrCreateSetting(ctx context.Context, key string, value []byte) ([]byte, error)
 
 	// GetSetting returns the value stored under key, or ErrNotFound. It is
-	// a read: replicas poll it (the cookie keys) without writing.
+	// a read: replicas poll it (the cookie keys) without writing. Like
+	// every setting method, it rejects an empty key or one longer than 255
+	// bytes with ErrInvalid.
 	GetSetting(ctx context.Context, key string) ([]byte, error)
 
 	// CompareAndSwapSetting replaces the value stored under key with value

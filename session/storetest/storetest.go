@@ -16,6 +16,8 @@
 //     source included. UpdatedAt moves to now only when the profile
 //     changed; SyncedAt and the IMS memberships change on every sync.
 //   - Memberships are sorted by group, then source, bytewise.
+//   - A setting key is 1 to 255 bytes (ErrInvalid otherwise); a nil
+//     setting value is stored, and compared, as an empty one.
 //   - Times come back in UTC, within a millisecond of what was written
 //     (exactly, when what was written had millisecond precision).
 //   - GetUser and GetLoginToken return ErrNotFound for any id that cannot
