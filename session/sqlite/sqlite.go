@@ -52,13 +52,13 @@ type Store struct {
 	// The hot statements, prepared once at Open so that SQLite does not
 	// parse them again on every call (database/sql prepares a statement on
 	// each pooled connection the first time it runs there).
-	readUser    userStmts   // on read
-	writeUser   userStmts   // on write, for SyncUser's reload
-	getToken    *sql.Stmt   // on read
-	createToken *sql.Stmt   // on write
-	extendToken *sql.Stmt   // on write
-	deleteToken *sql.Stmt   // on write
-	stmts       []*sql.Stmt // all of the above, closed by Close
+	readUser     userStmts   // on read
+	writeUser    userStmts   // on write, for SyncUser's reload
+	getTokenUser *sql.Stmt   // on read
+	createToken  *sql.Stmt   // on write
+	extendToken  *sql.Stmt   // on write
+	deleteToken  *sql.Stmt   // on write
+	stmts        []*sql.Stmt // all of the above, closed by Close
 
 	tokens *tokenWriter // group-commits CreateLoginToken; nil until Open succeeds
 
@@ -134,7 +134,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // The statements of the hot paths, prepared once (see Store).
 const (
-	sqlGetToken = `SELECT user_id, secret_hash, created_at, expires_at FROM login_tokens WHERE id = ?`
+	// One statement for the token and its user's profile: the join makes
+	// "token of a user who is gone" a plain no-rows.
+	sqlGetTokenUser = `SELECT t.user_id, t.secret_hash, t.created_at, t.expires_at,
+	u.email, u.name, u.first_name, u.last_name, u.created_at, u.updated_at, u.synced_at
+FROM login_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?`
 	// The foreign key on user_id checks that the user exists, in the same
 	// statement (see CreateLoginToken).
 	sqlCreateToken = `INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
@@ -169,7 +173,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		s.stmts = append(s.stmts, st)
 		return st
 	}
-	s.getToken = prep(s.read, sqlGetToken)
+	s.getTokenUser = prep(s.read, sqlGetTokenUser)
 	s.createToken = prep(s.write, sqlCreateToken)
 	s.extendToken = prep(s.write, sqlExtendToken)
 	s.deleteToken = prep(s.write, sqlDeleteToken)

@@ -47,34 +47,42 @@ func getUser(ctx context.Context, tx *sql.Tx, us *userStmts, id string) (*sessio
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.SyncedAt = fromMillis(created), fromMillis(updated), fromMillis(synced)
-	rows, err := tx.StmtContext(ctx, us.memberships).QueryContext(ctx, id)
-	if err != nil {
+	if err := readGroups(ctx, tx, us, u); err != nil {
 		return nil, err
+	}
+	return u, nil
+}
+
+// readGroups reads u's memberships and organizations inside tx.
+func readGroups(ctx context.Context, tx *sql.Tx, us *userStmts, u *session.User) error {
+	rows, err := tx.StmtContext(ctx, us.memberships).QueryContext(ctx, u.ID)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var m session.Membership
 		if err := rows.Scan(&m.Group, &m.Source); err != nil {
-			return nil, err
+			return err
 		}
 		u.Memberships = append(u.Memberships, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	orgs, err := tx.StmtContext(ctx, us.orgs).QueryContext(ctx, id)
+	orgs, err := tx.StmtContext(ctx, us.orgs).QueryContext(ctx, u.ID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer orgs.Close()
 	for orgs.Next() {
 		var o string
 		if err := orgs.Scan(&o); err != nil {
-			return nil, err
+			return err
 		}
 		u.Orgs = append(u.Orgs, o)
 	}
-	return u, orgs.Err()
+	return orgs.Err()
 }
 
 // SyncUser creates or updates the user's profile and makes its SourceIMS
@@ -302,4 +310,14 @@ func userExists(ctx context.Context, tx *sql.Tx, id string) error {
 		return fmt.Errorf("user %s: %w", id, session.ErrNotFound)
 	}
 	return err
+}
+
+// DeleteUser removes a user; the schema's cascades remove the user's
+// memberships, organizations and login tokens. Removing a missing user is
+// not an error.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete user %s: %w", clip(id), err)
+	}
+	return nil
 }
