@@ -25,14 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
-)
-
-// Limits on input, so that a misbehaving caller cannot grow rows without
-// bound. Longer values are rejected, never truncated.
-const (
-	maxIDLen    = 255  // bytes of a user id, login-token id or setting key
-	maxGroupLen = 255  // bytes of a group name or membership source
-	maxGroups   = 1000 // distinct, non-empty IMS groups in one sync
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 )
 
 // busyTimeout is how long a connection waits for a lock another process
@@ -292,33 +285,9 @@ func millis(t time.Time) int64 { return t.UnixMilli() }
 // fromMillis turns a stored time back into a UTC time.Time.
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// checkID validates a user id, login-token id or setting key.
-func checkID(what, id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty %s", errInvalid, what)
-	}
-	if len(id) > maxIDLen {
-		return fmt.Errorf("%w: %s is %d bytes long, more than %d", errInvalid, what, len(id), maxIDLen)
-	}
-	return nil
-}
-
-// checkName validates a group name or membership source.
-func checkName(what, name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty %s", errInvalid, what)
-	}
-	if len(name) > maxGroupLen {
-		return fmt.Errorf("%w: %s %q is %d bytes long, more than %d", errInvalid, what, clip(name), len(name), maxGroupLen)
-	}
-	return nil
-}
-
-// clip shortens s for an error message.
-func clip(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// The input checks every store makes (see package input).
+var (
+	checkID   = input.CheckID
+	checkName = input.CheckName
+	clip      = input.Clip
+)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 	"github.com/gatehouse-proxy/gatehouse/session/storetest"
 )
 
@@ -361,13 +362,13 @@ func TestErrorKinds(t *testing.T) {
 	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
 		t.Fatal(err)
 	}
-	many := make([]string, maxGroups+1)
+	many := make([]string, input.MaxGroups+1)
 	for i := range many {
 		many[i] = fmt.Sprint(i)
 	}
 	invalid := map[string]error{
-		"long id":      second(s.SyncUser(ctx, session.Profile{ID: strings.Repeat("i", maxIDLen+1)}, nil, t0)),
-		"long group":   second(s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{strings.Repeat("g", maxGroupLen+1)}, t0)),
+		"long id":      second(s.SyncUser(ctx, session.Profile{ID: strings.Repeat("i", input.MaxIDLen+1)}, nil, t0)),
+		"long group":   second(s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{strings.Repeat("g", input.MaxGroupLen+1)}, t0)),
 		"many groups":  second(s.SyncUser(ctx, session.Profile{ID: "u1"}, many, t0)),
 		"empty group":  s.AddMembership(ctx, "u1", "", session.SourceLocal),
 		"empty hash":   s.CreateLoginToken(ctx, &session.LoginToken{ID: "t", UserID: "u1"}),

@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 )
 
 // GetUser returns the user with the given IMS id and all memberships, or
@@ -94,11 +94,11 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 	if err := checkID("user id", p.ID); err != nil {
 		return nil, fmt.Errorf("sync user %s: %w", clip(p.ID), err)
 	}
-	want, err := normalizeGroups(imsGroups)
+	want, err := input.NormalizeGroups(imsGroups)
 	if err != nil {
 		return nil, fmt.Errorf("sync user %s: %w", p.ID, err)
 	}
-	if p.Orgs, err = normalizeGroups(p.Orgs); err != nil {
+	if p.Orgs, err = input.NormalizeGroups(p.Orgs); err != nil {
 		return nil, fmt.Errorf("sync user %s: organizations: %w", p.ID, err)
 	}
 
@@ -147,7 +147,7 @@ WHERE id = ?`,
 	if err != nil {
 		return nil, fmt.Errorf("read IMS groups: %w", err)
 	}
-	res.Added, res.Removed = diff(have, want)
+	res.Added, res.Removed = input.Diff(have, want)
 
 	if err := execEach(ctx, tx,
 		`INSERT INTO memberships (user_id, group_name, source) VALUES (?, ?, ?)`,
@@ -214,51 +214,6 @@ func execEach(ctx context.Context, tx *sql.Tx, query, userID string, groups []st
 		}
 	}
 	return nil
-}
-
-// normalizeGroups drops empty names, merges duplicates and sorts, and
-// rejects names longer than maxGroupLen or more than maxGroups names.
-func normalizeGroups(groups []string) ([]string, error) {
-	seen := make(map[string]struct{}, min(len(groups), maxGroups+1))
-	out := make([]string, 0, min(len(groups), maxGroups+1))
-	for _, g := range groups {
-		if g == "" {
-			continue
-		}
-		if _, ok := seen[g]; ok {
-			continue
-		}
-		if err := checkName("group", g); err != nil {
-			return nil, err
-		}
-		if len(out) == maxGroups {
-			return nil, fmt.Errorf("%w: more than %d groups", errInvalid, maxGroups)
-		}
-		seen[g] = struct{}{}
-		out = append(out, g)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// diff compares two sorted, duplicate-free lists and returns what is only
-// in want (added) and only in have (removed), both sorted.
-func diff(have, want []string) (added, removed []string) {
-	i, j := 0, 0
-	for i < len(have) || j < len(want) {
-		switch {
-		case j == len(want) || (i < len(have) && have[i] < want[j]):
-			removed = append(removed, have[i])
-			i++
-		case i == len(have) || want[j] < have[i]:
-			added = append(added, want[j])
-			j++
-		default:
-			i++
-			j++
-		}
-	}
-	return added, removed
 }
 
 // AddMembership grants a membership; granting an existing one is not an
