@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/proxy/egress"
 	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/postgres"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
 )
 
@@ -118,7 +119,7 @@ type app struct {
 }
 
 func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
-	store, err := sqlite.Open(ctx, cfg.sqlitePath)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
 	}
@@ -128,6 +129,23 @@ func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// openStore opens the store GATEHOUSE_STORE names. The PostgreSQL store's
+// errors carry its URL with the password blanked.
+func openStore(ctx context.Context, cfg *config) (session.Store, error) {
+	if cfg.postgresURL != "" {
+		s, err := postgres.Open(ctx, cfg.postgresURL)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := sqlite.Open(ctx, cfg.sqlitePath)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (a *app) wire(ctx context.Context) error {

@@ -26,6 +26,10 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 )
 
+// defaultConnectTimeout bounds each connection attempt unless the URL's
+// connect_timeout says otherwise.
+const defaultConnectTimeout = 10 * time.Second
+
 // Store is a session.Store on a PostgreSQL database. It is safe for
 // concurrent use, also by several processes sharing the database.
 type Store struct {
@@ -51,6 +55,11 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
 		return nil, fail(err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A server that does not answer is an error, not a wait without
+		// end (the URL's connect_timeout overrides this).
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
