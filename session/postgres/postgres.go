@@ -88,7 +88,9 @@ func redactURL(raw string) (safe string, secrets []string, err error) {
 		return "", nil, fmt.Errorf("URL scheme %q: want postgres:// or postgresql://", u.Scheme)
 	}
 	if pw, ok := u.User.Password(); ok && pw != "" {
-		secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
+		// As written, and as each part of a URL escapes it.
+		inUserInfo := strings.TrimPrefix(url.UserPassword("", pw).String(), ":")
+		secrets = append(secrets, pw, inUserInfo, url.QueryEscape(pw), url.PathEscape(pw))
 	}
 	q := u.Query()
 	if pw := q.Get("password"); pw != "" {
