@@ -1,7 +1,8 @@
 // Package session keeps what Gatehouse remembers between requests: users
 // provisioned from IMS, their group memberships, and login tokens. Store is
-// the persistence contract; sqlite (and later postgres) implement it, and
-// storetest is the conformance suite every implementation must pass.
+// the persistence contract; sqlite (one machine) and postgres (several
+// replicas) implement it, and storetest is the conformance suite every
+// implementation must pass.
 package session
 
 import (
