@@ -254,3 +254,25 @@ func TestRefusesTextPostgreSQLCannotHold(t *testing.T) {
 		t.Errorf("a refused sync wrote the user: GetUser error = %v", err)
 	}
 }
+
+// BenchmarkGetLoginTokenWithUser is the cold cookie path's one store call:
+// one statement, one round trip.
+func BenchmarkGetLoginTokenWithUser(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, pgtest.URL(b))
+	b.Cleanup(func() { _ = s.Close() })
+	p := session.Profile{ID: "u1@AdobeID", Email: "u1@example.com", Orgs: []string{"A@AdobeOrg"}}
+	if _, err := s.SyncUser(ctx, p, []string{"authors", "readers", "admins"}, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.CreateLoginToken(ctx, &session.LoginToken{ID: "tok-1", UserID: p.ID, SecretHash: []byte("h"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.GetLoginTokenWithUser(ctx, "tok-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
