@@ -118,6 +118,42 @@ func TestConcurrentSyncAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestSettingRaceAcrossReplicas: replicas starting together each offer
+// their own generated cookie keys; all of them end up with the one value
+// that was stored first.
+func TestSettingRaceAcrossReplicas(t *testing.T) {
+	url := pgtest.URL(t)
+	const replicas, rounds = 4, 20
+	stores := make([]*Store, replicas)
+	for i := range stores {
+		stores[i] = open(t, url)
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	for round := range rounds {
+		key := fmt.Sprintf("cookie-keys-%d", round)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		got := make([][]byte, replicas)
+		errs := make([]error, replicas)
+		for i, s := range stores {
+			wg.Go(func() {
+				<-start
+				got[i], errs[i] = s.GetOrCreateSetting(t.Context(), key, fmt.Appendf(nil, "keys of replica %d", i))
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for i, v := range got {
+			if string(v) != string(got[0]) || !strings.HasPrefix(string(v), "keys of replica ") {
+				t.Errorf("round %d: replica %d got %q, replica 0 got %q", round, i, v, got[0])
+			}
+		}
+	}
+}
+
 // TestMigrationRace opens several stores at once on a fresh schema: all
 // succeed, and each migration ran once.
 func TestMigrationRace(t *testing.T) {
