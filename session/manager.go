@@ -708,7 +708,7 @@ func (m *Manager) lookup(id string, now time.Time) *cacheEntry {
 	return e
 }
 
-// load reads the token, and its user, from the store, caching the result.
+// load reads the token, with its user, from the store, caching the result.
 // Concurrent loads of one id share one store read.
 func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
 	m.flightMu.Lock()
@@ -748,7 +748,9 @@ func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
 
 func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, error) {
 	gen := m.gen.Load()
-	st, err := m.store.GetLoginToken(ctx, id)
+	// One store call for token and user: on a database server, one round
+	// trip per cold cookie.
+	st, user, err := m.store.GetLoginTokenWithUser(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, ErrTokenUnknown
@@ -761,13 +763,6 @@ func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, err
 	if !now.Before(tok.ExpiresAt) {
 		// Not cached; Validate deletes it if the secret matches.
 		return &cacheEntry{tok: &tok, ue: &userEntry{id: tok.UserID}}, nil
-	}
-	user, err := m.store.GetUser(ctx, tok.UserID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, ErrTokenUnknown
-	case err != nil:
-		return nil, fmt.Errorf("read user of login token: %w", err)
 	}
 	tok.UserID = user.ID // share the string
 	e := &cacheEntry{tok: &tok, checkedAt: now.UnixNano()}

@@ -48,11 +48,11 @@ func TestDecodedValues(t *testing.T) {
 
 	// ForgetUser: the next validation reads the user again.
 	f.m.ForgetUser(f.alice.ID)
-	before := f.st.calls("GetUser")
+	before := f.st.calls("GetLoginTokenWithUser")
 	if _, err := f.m.Validate(ctx, c.Value); err != nil {
 		t.Fatal(err)
 	}
-	if f.st.calls("GetUser") != before+1 {
+	if f.st.calls("GetLoginTokenWithUser") != before+1 {
 		t.Error("after ForgetUser, a remembered value did not read the user again")
 	}
 

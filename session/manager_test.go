@@ -179,24 +179,6 @@ func (s *memStore) AddMembership(ctx context.Context, userID, group, source stri
 	return nil
 }
 
-func (s *memStore) RemoveMembership(ctx context.Context, userID, group, source string) error {
-	if err := s.enter(ctx, "RemoveMembership"); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u := s.users[userID]; u != nil {
-		var ms []Membership
-		for _, m := range u.Memberships {
-			if m.Group != group || m.Source != source {
-				ms = append(ms, m)
-			}
-		}
-		u.Memberships = ms
-	}
-	return nil
-}
-
 func (s *memStore) CreateLoginToken(ctx context.Context, t *LoginToken) error {
 	if err := s.enter(ctx, "CreateLoginToken"); err != nil {
 		return err
@@ -216,20 +198,20 @@ func (s *memStore) CreateLoginToken(ctx context.Context, t *LoginToken) error {
 	return nil
 }
 
-func (s *memStore) GetLoginToken(ctx context.Context, id string) (*LoginToken, error) {
-	if err := s.enter(ctx, "GetLoginToken"); err != nil {
-		return nil, err
+func (s *memStore) GetLoginTokenWithUser(ctx context.Context, id string) (*LoginToken, *User, error) {
+	if err := s.enter(ctx, "GetLoginTokenWithUser"); err != nil {
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tokens[id]
-	if t == nil {
-		return nil, ErrNotFound
+	if t == nil || s.users[t.UserID] == nil {
+		return nil, nil, ErrNotFound
 	}
 	c := *t
 	c.ID, c.UserID = strings.Clone(t.ID), strings.Clone(t.UserID)
 	c.SecretHash = bytes.Clone(t.SecretHash)
-	return &c, nil
+	return &c, copyUser(s.users[t.UserID]), nil
 }
 
 func (s *memStore) ExtendLoginToken(ctx context.Context, id string, expiresAt time.Time) error {
@@ -653,7 +635,7 @@ func TestValidateUnknown(t *testing.T) {
 func TestValidateStoreFailure(t *testing.T) {
 	ctx := context.Background()
 	down := errors.New("database is down")
-	for _, method := range []string{"GetLoginToken", "GetUser"} {
+	for _, method := range []string{"GetLoginTokenWithUser"} {
 		t.Run(method, func(t *testing.T) {
 			f := newFixture(t, ManagerConfig{})
 			c, _ := f.issue(t, f.alice)
@@ -946,11 +928,12 @@ func TestCache(t *testing.T) {
 	t.Run("warm validation makes no store call", func(t *testing.T) {
 		f := newFixture(t, ManagerConfig{CacheTTL: 30 * time.Second})
 		c, _ := f.issue(t, f.alice)
+		issued := f.st.totalCalls()
 		if _, err := f.m.Validate(ctx, c.Value); err != nil {
 			t.Fatal(err)
 		}
-		if f.st.calls("GetLoginToken") != 1 || f.st.calls("GetUser") != 1 {
-			t.Fatalf("cold validation: %d token reads, %d user reads; want 1 and 1", f.st.calls("GetLoginToken"), f.st.calls("GetUser"))
+		if n := f.st.totalCalls() - issued; f.st.calls("GetLoginTokenWithUser") != 1 || n != 1 {
+			t.Fatalf("cold validation: %d store calls, %d of them token-and-user reads; want 1 of 1", n, f.st.calls("GetLoginTokenWithUser"))
 		}
 		if f.m.CacheLen() != 1 {
 			t.Fatalf("CacheLen = %d, want 1", f.m.CacheLen())
@@ -969,7 +952,7 @@ func TestCache(t *testing.T) {
 		if _, err := f.m.Validate(ctx, c.Value); err != nil {
 			t.Fatal(err)
 		}
-		if f.st.calls("GetLoginToken") != 2 || f.st.calls("GetUser") != 2 {
+		if f.st.calls("GetLoginTokenWithUser") != 2 {
 			t.Fatal("after CacheTTL the store was not asked again")
 		}
 		if f.m.CacheLen() != 1 {
@@ -985,8 +968,8 @@ func TestCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if f.st.calls("GetLoginToken") != 3 || f.m.CacheLen() != 0 {
-			t.Fatalf("%d token reads, CacheLen %d; want 3 and 0", f.st.calls("GetLoginToken"), f.m.CacheLen())
+		if f.st.calls("GetLoginTokenWithUser") != 3 || f.m.CacheLen() != 0 {
+			t.Fatalf("%d token reads, CacheLen %d; want 3 and 0", f.st.calls("GetLoginTokenWithUser"), f.m.CacheLen())
 		}
 	})
 
@@ -1045,7 +1028,7 @@ func TestCache(t *testing.T) {
 		release := make(chan struct{})
 		var once sync.Once
 		f.st.setHook(func(ctx context.Context, m string) error {
-			if m == "GetLoginToken" {
+			if m == "GetLoginTokenWithUser" {
 				once.Do(func() { close(entered) })
 				select {
 				case <-release:
@@ -1070,7 +1053,7 @@ func TestCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := f.st.calls("GetLoginToken"); got != 1 {
+		if got := f.st.calls("GetLoginTokenWithUser"); got != 1 {
 			t.Errorf("%d concurrent cold validations made %d token reads, want 1", n, got)
 		}
 	})
@@ -1083,7 +1066,7 @@ func TestCache(t *testing.T) {
 		first := true
 		var mu sync.Mutex
 		f.st.setHook(func(ctx context.Context, m string) error {
-			if m != "GetLoginToken" {
+			if m != "GetLoginTokenWithUser" {
 				return nil
 			}
 			mu.Lock()
@@ -1147,7 +1130,7 @@ func TestForgetUser(t *testing.T) {
 
 	f.m.ForgetUser(f.alice.ID)
 	f.m.ForgetUser("nobody@AdobeID") // unknown: no effect
-	reads := f.st.calls("GetUser")
+	reads := f.st.calls("GetLoginTokenWithUser")
 	v, err = f.m.Validate(ctx, ca.Value)
 	if err != nil {
 		t.Fatal(err)
@@ -1155,7 +1138,7 @@ func TestForgetUser(t *testing.T) {
 	if g := v.User.Groups(); strings.Join(g, ",") != "admins,authors" {
 		t.Errorf("groups after ForgetUser = %v", g)
 	}
-	if f.st.calls("GetUser") != reads+1 {
+	if f.st.calls("GetLoginTokenWithUser") != reads+1 {
 		t.Error("ForgetUser did not make the next validation read the user")
 	}
 	before := f.st.totalCalls()
@@ -1294,7 +1277,7 @@ func BenchmarkValidateWarm(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if f.st.calls("GetLoginToken") != 1 {
+	if f.st.calls("GetLoginTokenWithUser") != 1 {
 		b.Fatal("warm validations read the store")
 	}
 }
@@ -1315,7 +1298,7 @@ func BenchmarkValidateWarmParallel(b *testing.B) {
 			}
 		}
 	})
-	if f.st.calls("GetLoginToken") != 1 {
+	if f.st.calls("GetLoginTokenWithUser") != 1 {
 		b.Fatal("warm validations read the store")
 	}
 }

@@ -1,7 +1,8 @@
 // Package session keeps what Gatehouse remembers between requests: users
 // provisioned from IMS, their group memberships, and login tokens. Store is
-// the persistence contract; sqlite (and later postgres) implement it, and
-// storetest is the conformance suite every implementation must pass.
+// the persistence contract; sqlite (one machine) and postgres (several
+// replicas) implement it, and storetest is the conformance suite every
+// implementation must pass.
 package session
 
 import (
@@ -130,23 +131,16 @@ type Store interface {
 	// user must not fail or duplicate rows.
 	SyncUser(ctx context.Context, p Profile, imsGroups []string, now time.Time) (*SyncResult, error)
 
-	// AddMembership grants a membership with the given source; granting an
-	// existing one is not an error. It returns ErrNotFound if the user does
-	// not exist. Names compare as exact bytes.
-	AddMembership(ctx context.Context, userID, group, source string) error
-
-	// RemoveMembership revokes one membership; revoking a missing one is not
-	// an error.
-	RemoveMembership(ctx context.Context, userID, group, source string) error
-
 	// CreateLoginToken stores a new login token. It returns ErrNotFound if
 	// the user does not exist, and an error if the id is taken.
 	CreateLoginToken(ctx context.Context, t *LoginToken) error
 
-	// GetLoginToken returns the token with the given id, expired or not, or
-	// ErrNotFound.
-	GetLoginToken(ctx context.Context, id string) (*LoginToken, error)
-
+	// GetLoginTokenWithUser returns the token with the given id, expired
+	// or not, together with its user and all the user's memberships and
+	// organizations, read at one point in time: what a cookie check needs,
+	// in one round trip. It returns ErrNotFound if there is no such token,
+	// or (which the store's constraints prevent) no such user.
+	GetLoginTokenWithUser(ctx context.Context, id string) (*LoginToken, *User, error)
 	// ExtendLoginToken sets a token's expiry. It returns ErrNotFound if the
 	// token does not exist (for example, it was revoked meanwhile).
 	ExtendLoginToken(ctx context.Context, id string, expiresAt time.Time) error
@@ -158,10 +152,6 @@ type Store interface {
 	// DeleteExpiredLoginTokens removes every token whose expiry is at or
 	// before now, and returns how many it removed.
 	DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error)
-
-	// CountLoginTokens returns how many login tokens are stored (for
-	// metrics and tests).
-	CountLoginTokens(ctx context.Context) (int64, error)
 
 	// GetOrCreateSetting returns the value stored under key; when there is
 	// none, it stores value and returns it. Of several replicas racing to

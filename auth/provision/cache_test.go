@@ -102,7 +102,7 @@ func TestUserCache(t *testing.T) {
 			e.cs.calls()
 			// A change made elsewhere (another replica, an admin) is not
 			// seen within the TTL, and is seen after it.
-			if err := e.cs.AddMembership(t.Context(), e.id, "local-group", session.SourceLocal); err != nil {
+			if err := e.f.store.AddMembership(t.Context(), e.id, "local-group", session.SourceLocal); err != nil {
 				t.Fatal(err)
 			}
 			e.f.clock.Advance(ttl - time.Millisecond)

@@ -96,7 +96,7 @@ func (c *clock) Advance(d time.Duration) {
 // real SQLite store in a temporary directory.
 type fixture struct {
 	p     *provision.Provisioner
-	store session.Store
+	store *sqlite.Store
 	clock *clock
 	cfg   provision.Config
 

@@ -39,24 +39,14 @@ func (s *countingStore) SyncUser(ctx context.Context, p session.Profile, groups 
 	return s.Store.SyncUser(ctx, p, groups, now)
 }
 
-func (s *countingStore) AddMembership(ctx context.Context, userID, group, source string) error {
-	s.n.Add(1)
-	return s.Store.AddMembership(ctx, userID, group, source)
-}
-
-func (s *countingStore) RemoveMembership(ctx context.Context, userID, group, source string) error {
-	s.n.Add(1)
-	return s.Store.RemoveMembership(ctx, userID, group, source)
-}
-
 func (s *countingStore) CreateLoginToken(ctx context.Context, t *session.LoginToken) error {
 	s.n.Add(1)
 	return s.Store.CreateLoginToken(ctx, t)
 }
 
-func (s *countingStore) GetLoginToken(ctx context.Context, id string) (*session.LoginToken, error) {
+func (s *countingStore) GetLoginTokenWithUser(ctx context.Context, id string) (*session.LoginToken, *session.User, error) {
 	s.n.Add(1)
-	return s.Store.GetLoginToken(ctx, id)
+	return s.Store.GetLoginTokenWithUser(ctx, id)
 }
 
 func (s *countingStore) ExtendLoginToken(ctx context.Context, id string, exp time.Time) error {
@@ -72,11 +62,6 @@ func (s *countingStore) DeleteLoginToken(ctx context.Context, id string) error {
 func (s *countingStore) DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error) {
 	s.n.Add(1)
 	return s.Store.DeleteExpiredLoginTokens(ctx, now)
-}
-
-func (s *countingStore) CountLoginTokens(ctx context.Context) (int64, error) {
-	s.n.Add(1)
-	return s.Store.CountLoginTokens(ctx)
 }
 
 func (s *countingStore) GetOrCreateSetting(ctx context.Context, key string, value []byte) ([]byte, error) {

@@ -46,7 +46,7 @@ type config struct {
 	GroupMapping       string        `env:"GROUP_MAPPING" help:"rules <groupName>:<role>=<localGroup>, comma separated, * wildcards; unmatched groups keep their name"`
 	SyncInterval       time.Duration `env:"SYNC_INTERVAL" envDefault:"1h" help:"how long a user's profile and groups count as fresh before the next sign-in syncs again"`
 
-	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users and login tokens are kept: sqlite:PATH"`
+	Store           string        `env:"STORE" envDefault:"sqlite:gatehouse.db" help:"where users, login tokens and generated cookie keys are kept: sqlite:PATH (one machine), or postgres://user:password@host:port/database (several replicas share it; ?search_path=SCHEMA picks a schema; the password never appears in logs or errors)"`
 	CookieKeys      string        `env:"COOKIE_KEYS" help:"cookie keys <hashKey>:<blockKey> (base64), comma separated, newest first; default: generated once and kept in the store, where 'gatehouse keys' rotates them for every replica"`
 	CookieKeysFile  string        `env:"COOKIE_KEYS_FILE" help:"file holding the cookie keys instead (a mounted secret; one trailing newline is ignored); not both"`
 	CookieName      string        `env:"COOKIE_NAME" envDefault:"login-token" help:"name of the login-token cookie; for browsers over HTTPS use __Host-login-token, which no other site under the domain can set or shadow (needs COOKIE_SECURE)"`
@@ -82,13 +82,27 @@ type config struct {
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json" help:"json or console"`
 
 	// Derived by load; not settings.
-	upstream   *url.URL
-	egressUp   *url.URL
-	tech       *techacct.Config // nil unless a GATEHOUSE_TECH_* variable or EGRESS_LISTEN is set
-	validation bearer.Mode
-	mapping    *groupmap.Mapping
-	sameSite   http.SameSite
-	sqlitePath string
+	upstream    *url.URL
+	egressUp    *url.URL
+	tech        *techacct.Config // nil unless a GATEHOUSE_TECH_* variable or EGRESS_LISTEN is set
+	validation  bearer.Mode
+	mapping     *groupmap.Mapping
+	sameSite    http.SameSite
+	sqlitePath  string
+	postgresURL string // holds a password: never logged or quoted
+}
+
+// redactedStore is a GATEHOUSE_STORE value fit for an error message: a
+// URL with its password blanked, anything else with user info quoted
+// only up to it.
+func redactedStore(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		return fmt.Sprintf("%q", u.Redacted())
+	}
+	if i := strings.LastIndexByte(v, '@'); i >= 0 {
+		return fmt.Sprintf("%q", "…"+v[i:])
+	}
+	return fmt.Sprintf("%q", v)
 }
 
 // loadConfig reads the settings from environ (os.Environ() form) and checks
@@ -286,9 +300,17 @@ func (c *config) checkStore() error {
 			return bad("sqlite: needs a file path, e.g. sqlite:/var/lib/gatehouse/gatehouse.db")
 		}
 	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-		return bad("the PostgreSQL store is not available in this version; use sqlite:PATH")
+		// The value holds a password: no message quotes it.
+		u, err := url.Parse(c.Store)
+		switch {
+		case err != nil:
+			return bad("the PostgreSQL URL does not parse; want postgres://user:password@host:port/database")
+		case u.Host == "":
+			return bad("the PostgreSQL URL %s names no host", u.Redacted())
+		}
+		c.postgresURL = c.Store
 	default:
-		return bad("%q: want sqlite:PATH", c.Store)
+		return bad("%s: want sqlite:PATH or postgres://user:password@host:port/database", redactedStore(c.Store))
 	}
 	return nil
 }

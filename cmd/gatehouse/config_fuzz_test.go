@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,6 +26,9 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("9223372036854775807ns", "99999999999h", "\x00", "/", "a:b=c,d:e=f,*:*=*", "NONE", "postgres://u@h/db", "http://admin:secret@h")
 	f.Add("1e3s", "1.5h", "x,", "/api/,", "AEM-Authors:*=dam-users,", "", "redis://x", "http://[::1")
 	f.Add("", "", "", "", ":=", "lax\n", "sqlite:\x00", "http://h\n")
+	f.Add("15m", "1h", "", "", "", "lax", "postgres://gatehouse:s3cr3t-pw@db.internal:5432/gatehouse?sslmode=require", "http://127.0.0.1:4502")
+	f.Add("15m", "1h", "", "", "", "lax", "postgresql://gatehouse:s3cr3t-pw@/gatehouse", "http://127.0.0.1:4502")
+	f.Add("15m", "1h", "", "", "", "lax", "postgre://gatehouse:s3cr3t-pw@db:5432/gatehouse", "http://127.0.0.1:4502")
 	f.Fuzz(func(t *testing.T, stale, sync, clientIDs, apiPaths, mapping, sameSite, store, upstream string) {
 		values := []string{stale, sync, clientIDs, apiPaths, mapping, sameSite, store, upstream}
 		environ := []string{"GATEHOUSE_LISTEN=127.0.0.1:0"}
@@ -32,6 +37,9 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		c, err := loadConfig(environ)
 		if err != nil {
+			if pw := storePassword(store); pw != "" && strings.Contains(err.Error(), pw) && !slices.ContainsFunc(append(values[:6:6], upstream), func(v string) bool { return strings.Contains(v, pw) }) {
+				t.Errorf("error %q shows the store's password", err)
+			}
 			for _, e := range leafErrors(err) {
 				if !namesFuzzedSetting(e.Error()) {
 					t.Errorf("error %q names none of the settings fuzzed", e)
@@ -44,6 +52,17 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		checkLoaded(t, c)
 	})
+}
+
+// storePassword returns the password of a GATEHOUSE_STORE URL, when it
+// is long enough not to turn up in a message by chance.
+func storePassword(store string) string {
+	if u, err := url.Parse(store); err == nil {
+		if pw, ok := u.User.Password(); ok && len(pw) >= 6 {
+			return pw
+		}
+	}
+	return ""
 }
 
 // leafErrors splits a joined error into the errors it joins.
@@ -80,8 +99,8 @@ func checkLoaded(t *testing.T, c *config) {
 		t.Errorf("SYNC_INTERVAL %s is not positive", c.SyncInterval)
 	case c.mapping == nil:
 		t.Error("no group mapping")
-	case c.sqlitePath == "":
-		t.Error("no SQLite path")
+	case (c.sqlitePath == "") == (c.postgresURL == ""):
+		t.Errorf("SQLite path %q and PostgreSQL URL set %v: want exactly one store", c.sqlitePath, c.postgresURL != "")
 	case c.sameSite != http.SameSiteLaxMode && c.sameSite != http.SameSiteStrictMode && c.sameSite != http.SameSiteNoneMode:
 		t.Errorf("SameSite %v", c.sameSite)
 	}

@@ -81,6 +81,24 @@ func TestLoadConfigValues(t *testing.T) {
 	}
 }
 
+// GATEHOUSE_STORE picks the store by its prefix; a PostgreSQL URL is kept
+// as given, for the driver.
+func TestStoreSetting(t *testing.T) {
+	for _, tc := range []struct{ store, sqlite, postgres string }{
+		{"sqlite:/var/lib/gatehouse/g.db", "/var/lib/gatehouse/g.db", ""},
+		{"postgres://gatehouse:pw@db.internal:5432/gatehouse?sslmode=require", "", "postgres://gatehouse:pw@db.internal:5432/gatehouse?sslmode=require"},
+		{"postgresql://db/gatehouse?search_path=gh", "", "postgresql://db/gatehouse?search_path=gh"},
+	} {
+		c, err := loadConfig([]string{"GATEHOUSE_UPSTREAM=http://127.0.0.1:4502", "GATEHOUSE_STORE=" + tc.store})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.store, err)
+		}
+		if c.sqlitePath != tc.sqlite || c.postgresURL != tc.postgres {
+			t.Errorf("%s: SQLite path %q, PostgreSQL URL %q; want %q and %q", tc.store, c.sqlitePath, c.postgresURL, tc.sqlite, tc.postgres)
+		}
+	}
+}
+
 func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 	up := "GATEHOUSE_UPSTREAM=http://127.0.0.1:4502"
 	tests := []struct {
@@ -101,6 +119,9 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"store scheme", []string{up, "GATEHOUSE_STORE=redis://x"}, "GATEHOUSE_STORE"},
 		{"store empty path", []string{up, "GATEHOUSE_STORE=sqlite:"}, "GATEHOUSE_STORE"},
 		{"cookie keys reload off", []string{up, "GATEHOUSE_COOKIE_KEYS_RELOAD_INTERVAL=0s"}, "GATEHOUSE_COOKIE_KEYS_RELOAD_INTERVAL"},
+		{"store postgres URL does not parse", []string{up, "GATEHOUSE_STORE=postgres://u:s3cr3t-pw@db:port/g"}, "GATEHOUSE_STORE: the PostgreSQL URL does not parse"},
+		{"store postgres URL without host", []string{up, "GATEHOUSE_STORE=postgresql://u:s3cr3t-pw@/g"}, "GATEHOUSE_STORE: the PostgreSQL URL postgresql://u:xxxxx@/g names no host"},
+		{"store of a misspelt kind", []string{up, "GATEHOUSE_STORE=postgre://u:s3cr3t-pw@db/g"}, "GATEHOUSE_STORE"},
 		{"group mapping", []string{up, "GATEHOUSE_GROUP_MAPPING=nonsense"}, "GATEHOUSE_GROUP_MAPPING"},
 		{"org format", []string{up, "GATEHOUSE_IMS_ORG=1234"}, "GATEHOUSE_IMS_ORG"},
 		{"prefix", []string{up, "GATEHOUSE_PREFIX=gatehouse"}, "GATEHOUSE_PREFIX"},
@@ -113,6 +134,9 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 			_, err := loadConfig(tt.env)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want it to name %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("error %q shows the password", err)
 			}
 		})
 	}

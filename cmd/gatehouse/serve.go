@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/proxy/egress"
 	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/postgres"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
 )
 
@@ -131,6 +132,24 @@ func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// openStore opens the store GATEHOUSE_STORE names; cfg has passed
+// checkStore. serve and the commands that work on the store use it alike.
+// The PostgreSQL store's errors carry its URL with the password blanked.
+func openStore(ctx context.Context, cfg *config) (session.Store, error) {
+	if cfg.postgresURL != "" {
+		s, err := postgres.Open(ctx, cfg.postgresURL)
+		if err != nil {
+			return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
+		}
+		return s, nil
+	}
+	s, err := sqlite.Open(ctx, cfg.sqlitePath)
+	if err != nil {
+		return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
+	}
+	return s, nil
 }
 
 func (a *app) wire(ctx context.Context) error {
@@ -271,16 +290,6 @@ func (a *app) wireEgress(t proxy.Transport) error {
 	}
 	a.tokens, a.egress = src, h
 	return nil
-}
-
-// openStore opens the store GATEHOUSE_STORE names; cfg has passed
-// checkStore. serve and the commands that work on the store use it alike.
-func openStore(ctx context.Context, cfg *config) (session.Store, error) {
-	store, err := sqlite.Open(ctx, cfg.sqlitePath)
-	if err != nil {
-		return nil, fmt.Errorf("GATEHOUSE_STORE: %w", err)
-	}
-	return store, nil
 }
 
 // cacheTTL turns the setting (0 disables) into the manager's convention

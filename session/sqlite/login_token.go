@@ -33,25 +33,38 @@ func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) err
 	return s.tokens.create(ctx, t)
 }
 
-// GetLoginToken returns the token with the given id, expired or not, or an
-// error wrapping session.ErrNotFound.
-func (s *Store) GetLoginToken(ctx context.Context, id string) (*session.LoginToken, error) {
+// GetLoginTokenWithUser returns the token with the given id, expired or
+// not, with its user, memberships and organizations, all read in one read
+// transaction; or an error wrapping session.ErrNotFound.
+func (s *Store) GetLoginTokenWithUser(ctx context.Context, id string) (*session.LoginToken, *session.User, error) {
 	if checkID("token id", id) != nil {
-		return nil, fmt.Errorf("get login token %s: %w", clip(id), session.ErrNotFound)
+		return nil, nil, fmt.Errorf("get login token %s: %w", clip(id), session.ErrNotFound)
 	}
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("get login token %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
 	t := &session.LoginToken{ID: id}
-	var created, expires int64
-	err := s.getToken.QueryRowContext(ctx, id).
-		Scan(&t.UserID, &t.SecretHash, &created, &expires)
+	u := &session.User{}
+	var created, expires, uCreated, uUpdated, uSynced int64
+	err = tx.StmtContext(ctx, s.getTokenUser).QueryRowContext(ctx, id).
+		Scan(&t.UserID, &t.SecretHash, &created, &expires,
+			&u.Email, &u.Name, &u.FirstName, &u.LastName, &uCreated, &uUpdated, &uSynced)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = session.ErrNotFound
 	}
+	if err == nil {
+		u.ID = t.UserID
+		u.CreatedAt, u.UpdatedAt, u.SyncedAt = fromMillis(uCreated), fromMillis(uUpdated), fromMillis(uSynced)
+		err = readGroups(ctx, tx, &s.readUser, u)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("get login token %s: %w", id, err)
+		return nil, nil, fmt.Errorf("get login token %s: %w", id, err)
 	}
 	t.CreatedAt = fromMillis(created)
 	t.ExpiresAt = fromMillis(expires)
-	return t, nil
+	return t, u, nil
 }
 
 // ExtendLoginToken sets a token's expiry, or returns an error wrapping

@@ -25,14 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
-)
-
-// Limits on input, so that a misbehaving caller cannot grow rows without
-// bound. Longer values are rejected, never truncated.
-const (
-	maxIDLen    = 255  // bytes of a user id, login-token id or setting key
-	maxGroupLen = 255  // bytes of a group name or membership source
-	maxGroups   = 1000 // distinct, non-empty IMS groups in one sync
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 )
 
 // busyTimeout is how long a connection waits for a lock another process
@@ -52,13 +45,13 @@ type Store struct {
 	// The hot statements, prepared once at Open so that SQLite does not
 	// parse them again on every call (database/sql prepares a statement on
 	// each pooled connection the first time it runs there).
-	readUser    userStmts   // on read
-	writeUser   userStmts   // on write, for SyncUser's reload
-	getToken    *sql.Stmt   // on read
-	createToken *sql.Stmt   // on write
-	extendToken *sql.Stmt   // on write
-	deleteToken *sql.Stmt   // on write
-	stmts       []*sql.Stmt // all of the above, closed by Close
+	readUser     userStmts   // on read
+	writeUser    userStmts   // on write, for SyncUser's reload
+	getTokenUser *sql.Stmt   // on read
+	createToken  *sql.Stmt   // on write
+	extendToken  *sql.Stmt   // on write
+	deleteToken  *sql.Stmt   // on write
+	stmts        []*sql.Stmt // all of the above, closed by Close
 
 	tokens *tokenWriter // group-commits CreateLoginToken; nil until Open succeeds
 
@@ -134,7 +127,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // The statements of the hot paths, prepared once (see Store).
 const (
-	sqlGetToken = `SELECT user_id, secret_hash, created_at, expires_at FROM login_tokens WHERE id = ?`
+	// One statement for the token and its user's profile: the join makes
+	// "token of a user who is gone" a plain no-rows.
+	sqlGetTokenUser = `SELECT t.user_id, t.secret_hash, t.created_at, t.expires_at,
+	u.email, u.name, u.first_name, u.last_name, u.created_at, u.updated_at, u.synced_at
+FROM login_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?`
 	// The foreign key on user_id checks that the user exists, in the same
 	// statement (see CreateLoginToken).
 	sqlCreateToken = `INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
@@ -169,7 +166,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		s.stmts = append(s.stmts, st)
 		return st
 	}
-	s.getToken = prep(s.read, sqlGetToken)
+	s.getTokenUser = prep(s.read, sqlGetTokenUser)
 	s.createToken = prep(s.write, sqlCreateToken)
 	s.extendToken = prep(s.write, sqlExtendToken)
 	s.deleteToken = prep(s.write, sqlDeleteToken)
@@ -288,33 +285,9 @@ func millis(t time.Time) int64 { return t.UnixMilli() }
 // fromMillis turns a stored time back into a UTC time.Time.
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// checkID validates a user id, login-token id or setting key.
-func checkID(what, id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty %s", errInvalid, what)
-	}
-	if len(id) > maxIDLen {
-		return fmt.Errorf("%w: %s is %d bytes long, more than %d", errInvalid, what, len(id), maxIDLen)
-	}
-	return nil
-}
-
-// checkName validates a group name or membership source.
-func checkName(what, name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: empty %s", errInvalid, what)
-	}
-	if len(name) > maxGroupLen {
-		return fmt.Errorf("%w: %s %q is %d bytes long, more than %d", errInvalid, what, clip(name), len(name), maxGroupLen)
-	}
-	return nil
-}
-
-// clip shortens s for an error message.
-func clip(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// The input checks every store makes (see package input).
+var (
+	checkID   = input.CheckID
+	checkName = input.CheckName
+	clip      = input.Clip
+)

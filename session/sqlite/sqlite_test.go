@@ -19,11 +19,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 	"github.com/gatehouse-proxy/gatehouse/session/storetest"
 )
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) session.Store {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
 		return openTemp(t)
 	})
 }
@@ -90,12 +91,12 @@ func TestReopen(t *testing.T) {
 	if fmt.Sprint(*u) != fmt.Sprint(want) {
 		t.Errorf("GetUser after reopen = %+v, want %+v", *u, want)
 	}
-	got, err := s.GetLoginToken(ctx, tok.ID)
+	got, _, err := s.GetLoginTokenWithUser(ctx, tok.ID)
 	if err != nil {
-		t.Fatalf("GetLoginToken after reopen: %v", err)
+		t.Fatalf("GetLoginTokenWithUser after reopen: %v", err)
 	}
 	if fmt.Sprint(*got) != fmt.Sprint(*tok) {
-		t.Errorf("GetLoginToken after reopen = %+v, want %+v", *got, *tok)
+		t.Errorf("GetLoginTokenWithUser after reopen = %+v, want %+v", *got, *tok)
 	}
 	if v, err := s.GetOrCreateSetting(ctx, "k", []byte("second")); err != nil || string(v) != "first" {
 		t.Errorf("GetOrCreateSetting after reopen = %q, %v; want %q", v, err, "first")
@@ -162,13 +163,13 @@ func TestMigrationDropsTokenUserIndex(t *testing.T) {
 	if v := appliedVersions(t, path); len(v) != len(migrations) {
 		t.Errorf("schema_migrations versions = %v, want %d of them", v, len(migrations))
 	}
-	if got, err := s.GetLoginToken(ctx, tok.ID); err != nil || got.UserID != "u1" {
+	if got, _, err := s.GetLoginTokenWithUser(ctx, tok.ID); err != nil || got.UserID != "u1" {
 		t.Fatalf("token after migrating = %+v, %v", got, err)
 	}
 	if _, err := s.write.ExecContext(ctx, `DELETE FROM users WHERE id = 'u1'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetLoginToken(ctx, tok.ID); !errors.Is(err, session.ErrNotFound) {
+	if _, _, err := s.GetLoginTokenWithUser(ctx, tok.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("token of a user deleted by hand: err = %v, want ErrNotFound (ON DELETE CASCADE)", err)
 	}
 }
@@ -361,13 +362,13 @@ func TestErrorKinds(t *testing.T) {
 	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
 		t.Fatal(err)
 	}
-	many := make([]string, maxGroups+1)
+	many := make([]string, input.MaxGroups+1)
 	for i := range many {
 		many[i] = fmt.Sprint(i)
 	}
 	invalid := map[string]error{
-		"long id":      second(s.SyncUser(ctx, session.Profile{ID: strings.Repeat("i", maxIDLen+1)}, nil, t0)),
-		"long group":   second(s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{strings.Repeat("g", maxGroupLen+1)}, t0)),
+		"long id":      second(s.SyncUser(ctx, session.Profile{ID: strings.Repeat("i", input.MaxIDLen+1)}, nil, t0)),
+		"long group":   second(s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{strings.Repeat("g", input.MaxGroupLen+1)}, t0)),
 		"many groups":  second(s.SyncUser(ctx, session.Profile{ID: "u1"}, many, t0)),
 		"empty group":  s.AddMembership(ctx, "u1", "", session.SourceLocal),
 		"empty hash":   s.CreateLoginToken(ctx, &session.LoginToken{ID: "t", UserID: "u1"}),
@@ -497,12 +498,12 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-func BenchmarkGetLoginToken(b *testing.B) {
+func BenchmarkGetLoginTokenWithUser(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.GetLoginToken(ctx, "tok-1"); err != nil {
+		if _, _, err := s.GetLoginTokenWithUser(ctx, "tok-1"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -735,7 +736,7 @@ func TestTokenBatchWrittenWhole(t *testing.T) {
 	}
 	for i := range n + 1 {
 		want := tok(i)
-		got, err := s.GetLoginToken(ctx, want.ID)
+		got, _, err := s.GetLoginTokenWithUser(ctx, want.ID)
 		if err != nil {
 			t.Fatalf("token %d: %v", i, err)
 		}

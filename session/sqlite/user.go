@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 )
 
 // GetUser returns the user with the given IMS id and all memberships, or
@@ -47,34 +47,42 @@ func getUser(ctx context.Context, tx *sql.Tx, us *userStmts, id string) (*sessio
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.SyncedAt = fromMillis(created), fromMillis(updated), fromMillis(synced)
-	rows, err := tx.StmtContext(ctx, us.memberships).QueryContext(ctx, id)
-	if err != nil {
+	if err := readGroups(ctx, tx, us, u); err != nil {
 		return nil, err
+	}
+	return u, nil
+}
+
+// readGroups reads u's memberships and organizations inside tx.
+func readGroups(ctx context.Context, tx *sql.Tx, us *userStmts, u *session.User) error {
+	rows, err := tx.StmtContext(ctx, us.memberships).QueryContext(ctx, u.ID)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var m session.Membership
 		if err := rows.Scan(&m.Group, &m.Source); err != nil {
-			return nil, err
+			return err
 		}
 		u.Memberships = append(u.Memberships, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	orgs, err := tx.StmtContext(ctx, us.orgs).QueryContext(ctx, id)
+	orgs, err := tx.StmtContext(ctx, us.orgs).QueryContext(ctx, u.ID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer orgs.Close()
 	for orgs.Next() {
 		var o string
 		if err := orgs.Scan(&o); err != nil {
-			return nil, err
+			return err
 		}
 		u.Orgs = append(u.Orgs, o)
 	}
-	return u, orgs.Err()
+	return orgs.Err()
 }
 
 // SyncUser creates or updates the user's profile and makes its SourceIMS
@@ -86,11 +94,11 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 	if err := checkID("user id", p.ID); err != nil {
 		return nil, fmt.Errorf("sync user %s: %w", clip(p.ID), err)
 	}
-	want, err := normalizeGroups(imsGroups)
+	want, err := input.NormalizeGroups(imsGroups)
 	if err != nil {
 		return nil, fmt.Errorf("sync user %s: %w", p.ID, err)
 	}
-	if p.Orgs, err = normalizeGroups(p.Orgs); err != nil {
+	if p.Orgs, err = input.NormalizeGroups(p.Orgs); err != nil {
 		return nil, fmt.Errorf("sync user %s: organizations: %w", p.ID, err)
 	}
 
@@ -139,7 +147,7 @@ WHERE id = ?`,
 	if err != nil {
 		return nil, fmt.Errorf("read IMS groups: %w", err)
 	}
-	res.Added, res.Removed = diff(have, want)
+	res.Added, res.Removed = input.Diff(have, want)
 
 	if err := execEach(ctx, tx,
 		`INSERT INTO memberships (user_id, group_name, source) VALUES (?, ?, ?)`,
@@ -208,51 +216,6 @@ func execEach(ctx context.Context, tx *sql.Tx, query, userID string, groups []st
 	return nil
 }
 
-// normalizeGroups drops empty names, merges duplicates and sorts, and
-// rejects names longer than maxGroupLen or more than maxGroups names.
-func normalizeGroups(groups []string) ([]string, error) {
-	seen := make(map[string]struct{}, min(len(groups), maxGroups+1))
-	out := make([]string, 0, min(len(groups), maxGroups+1))
-	for _, g := range groups {
-		if g == "" {
-			continue
-		}
-		if _, ok := seen[g]; ok {
-			continue
-		}
-		if err := checkName("group", g); err != nil {
-			return nil, err
-		}
-		if len(out) == maxGroups {
-			return nil, fmt.Errorf("%w: more than %d groups", errInvalid, maxGroups)
-		}
-		seen[g] = struct{}{}
-		out = append(out, g)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// diff compares two sorted, duplicate-free lists and returns what is only
-// in want (added) and only in have (removed), both sorted.
-func diff(have, want []string) (added, removed []string) {
-	i, j := 0, 0
-	for i < len(have) || j < len(want) {
-		switch {
-		case j == len(want) || (i < len(have) && have[i] < want[j]):
-			removed = append(removed, have[i])
-			i++
-		case i == len(have) || want[j] < have[i]:
-			added = append(added, want[j])
-			j++
-		default:
-			i++
-			j++
-		}
-	}
-	return added, removed
-}
-
 // AddMembership grants a membership; granting an existing one is not an
 // error. It returns an error wrapping session.ErrNotFound if the user does
 // not exist, and rejects an empty or over-long group or source.
@@ -302,4 +265,14 @@ func userExists(ctx context.Context, tx *sql.Tx, id string) error {
 		return fmt.Errorf("user %s: %w", id, session.ErrNotFound)
 	}
 	return err
+}
+
+// DeleteUser removes a user; the schema's cascades remove the user's
+// memberships, organizations and login tokens. Removing a missing user is
+// not an error.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete user %s: %w", clip(id), err)
+	}
+	return nil
 }

@@ -2,7 +2,7 @@
 // implementation runs Run from its own tests:
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) session.Store { return open(t) })
+//		storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 //	}
 //
 // Besides the contract written in session.Store, the suite pins down what
@@ -20,7 +20,7 @@
 //     setting value is stored, and compared, as an empty one.
 //   - Times come back in UTC, within a millisecond of what was written
 //     (exactly, when what was written had millisecond precision).
-//   - GetUser and GetLoginToken return ErrNotFound for any id that cannot
+//   - GetUser and GetLoginTokenWithUser return ErrNotFound for any id that cannot
 //     exist, however long; methods that are given a canceled context fail
 //     with an error wrapping context.Canceled and write nothing.
 package storetest
@@ -40,13 +40,33 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/session"
 )
 
+// Store is what the suite needs of an implementation: the session.Store
+// contract, and the methods the suite uses to arrange and inspect a store
+// that no Gatehouse request needs (they are not part of session.Store).
+type Store interface {
+	session.Store
+	// AddMembership grants a membership with the given source; granting
+	// an existing one is not an error. It returns an error wrapping
+	// session.ErrNotFound if the user does not exist, and one wrapping
+	// session.ErrInvalid for an empty or over-long group or source.
+	AddMembership(ctx context.Context, userID, group, source string) error
+	// RemoveMembership revokes one membership; revoking a missing one is
+	// not an error.
+	RemoveMembership(ctx context.Context, userID, group, source string) error
+	// CountLoginTokens returns how many login tokens are stored.
+	CountLoginTokens(ctx context.Context) (int64, error)
+	// DeleteUser removes a user with their memberships, organizations and
+	// login tokens; removing a missing user is not an error.
+	DeleteUser(ctx context.Context, id string) error
+}
+
 // Run runs the suite. newStore must return a new, empty store each time
 // it is called; Run closes the store when the subtest that asked for it
 // ends, and fails the subtest if Close does.
-func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s session.Store)
+		fn   func(t *testing.T, s Store)
 	}{
 		{"GetUser/NotFound", testGetUserNotFound},
 		{"SyncUser/Creates", testSyncCreates},
@@ -66,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"LoginToken/Errors", testLoginTokenErrors},
 		{"LoginToken/DeleteExpired", testDeleteExpired},
 		{"LoginToken/Count", testCountLoginTokens},
+		{"LoginToken/WithUser", testLoginTokenWithUser},
 		{"Setting/GetOrCreate", testSetting},
 		{"Setting/Concurrent", testSettingConcurrent},
 		{"Setting/Get", testGetSetting},
@@ -91,7 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 // exactly.
 var t0 = time.Date(2026, 3, 1, 9, 30, 0, 123_000_000, time.UTC)
 
-func testGetUserNotFound(t *testing.T, s session.Store) {
+func testGetUserNotFound(t *testing.T, s Store) {
 	for _, id := range []string{"nobody@AdobeID", "", strings.Repeat("x", 300)} {
 		u, err := s.GetUser(t.Context(), id)
 		if !errors.Is(err, session.ErrNotFound) {
@@ -108,7 +129,7 @@ func testGetUserNotFound(t *testing.T, s session.Store) {
 	}
 }
 
-func testSyncCreates(t *testing.T, s session.Store) {
+func testSyncCreates(t *testing.T, s Store) {
 	// An id with non-ASCII and SQL-special characters.
 	p := profile("7F8F…@AdobeID'; DROP TABLE users;--")
 	res := mustSync(t, s, p, []string{"b", "a"}, t0)
@@ -122,7 +143,7 @@ func testSyncCreates(t *testing.T, s session.Store) {
 	checkUser(t, "GetUser", mustGetUser(t, s, p.ID), want)
 }
 
-func testSyncUpdatesProfile(t *testing.T, s session.Store) {
+func testSyncUpdatesProfile(t *testing.T, s Store) {
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, []string{"a"}, t0)
 
@@ -146,7 +167,7 @@ func testSyncUpdatesProfile(t *testing.T, s session.Store) {
 	checkUser(t, "SyncResult.User after clearing the profile", res.User, userWant{p3, ims("a"), t0, t2, t2})
 }
 
-func testSyncUnchangedProfile(t *testing.T, s session.Store) {
+func testSyncUnchangedProfile(t *testing.T, s Store) {
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, []string{"a"}, t0)
 	t1 := t0.Add(time.Minute)
@@ -156,7 +177,7 @@ func testSyncUnchangedProfile(t *testing.T, s session.Store) {
 	checkUser(t, "GetUser", mustGetUser(t, s, p.ID), want)
 }
 
-func testSyncAddsAndRemoves(t *testing.T, s session.Store) {
+func testSyncAddsAndRemoves(t *testing.T, s Store) {
 	p := profile("u1@AdobeID")
 	// Another user with the same groups, who must not be affected.
 	other := profile("u2@AdobeID")
@@ -194,7 +215,7 @@ func testSyncAddsAndRemoves(t *testing.T, s session.Store) {
 	checkUser(t, "the other user", mustGetUser(t, s, other.ID), userWant{other, ims("a", "b", "c", "d"), t0, t0, t0})
 }
 
-func testSyncNormalizes(t *testing.T, s session.Store) {
+func testSyncNormalizes(t *testing.T, s Store) {
 	p := profile("u1@AdobeID")
 	res := mustSync(t, s, p, []string{"b", "", "a", "b", "", "a", "a"}, t0)
 	checkStrings(t, "Added", res.Added, []string{"a", "b"})
@@ -210,7 +231,7 @@ func testSyncNormalizes(t *testing.T, s session.Store) {
 	checkMemberships(t, "GetUser", mustGetUser(t, s, p.ID).Memberships, nil)
 }
 
-func testSyncLeavesOtherSources(t *testing.T, s session.Store) {
+func testSyncLeavesOtherSources(t *testing.T, s Store) {
 	ctx := t.Context()
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, nil, t0)
@@ -258,7 +279,7 @@ func testSyncLeavesOtherSources(t *testing.T, s session.Store) {
 	checkStrings(t, "Removed", res.Removed, nil)
 }
 
-func testSyncLimits(t *testing.T, s session.Store) {
+func testSyncLimits(t *testing.T, s Store) {
 	ctx := t.Context()
 	long := strings.Repeat("g", 256)
 	many := make([]string, 1001)
@@ -331,7 +352,7 @@ func testSyncLimits(t *testing.T, s session.Store) {
 	}
 }
 
-func testSyncCanceled(t *testing.T, s session.Store) {
+func testSyncCanceled(t *testing.T, s Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	p := profile("u1@AdobeID")
@@ -352,7 +373,7 @@ func testSyncCanceled(t *testing.T, s session.Store) {
 // succeeds, exactly one creates the user, the diffs add up, and the last
 // one to commit (the one whose now is the final SyncedAt) decides the
 // groups.
-func testSyncConcurrent(t *testing.T, s session.Store) {
+func testSyncConcurrent(t *testing.T, s Store) {
 	const n, rounds = 8, 20
 	groupsOf := func(i int) []string {
 		return []string{"common", fmt.Sprintf("only-%d", i), fmt.Sprintf("shared-%d", i/2)}
@@ -411,7 +432,7 @@ func testSyncConcurrent(t *testing.T, s session.Store) {
 
 // testSyncConcurrentWithGrants interleaves syncs of a user with local
 // grants to it: no grant may be lost to a sync.
-func testSyncConcurrentWithGrants(t *testing.T, s session.Store) {
+func testSyncConcurrentWithGrants(t *testing.T, s Store) {
 	const n = 8
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, []string{"a"}, t0)
@@ -442,7 +463,7 @@ func testSyncConcurrentWithGrants(t *testing.T, s session.Store) {
 	checkMemberships(t, "GetUser", mustGetUser(t, s, p.ID).Memberships, want)
 }
 
-func testSyncReplacesOrgs(t *testing.T, s session.Store) {
+func testSyncReplacesOrgs(t *testing.T, s Store) {
 	ctx := context.Background()
 	p := profile("orgs@AdobeID")
 	p.Orgs = []string{"B2@AdobeOrg", "A1@AdobeOrg", "", "B2@AdobeOrg"}
@@ -470,7 +491,7 @@ func testSyncReplacesOrgs(t *testing.T, s session.Store) {
 	}
 }
 
-func testAddMembership(t *testing.T, s session.Store) {
+func testAddMembership(t *testing.T, s Store) {
 	ctx := t.Context()
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, []string{"a"}, t0)
@@ -525,7 +546,7 @@ func testAddMembership(t *testing.T, s session.Store) {
 	})
 }
 
-func testRemoveMembership(t *testing.T, s session.Store) {
+func testRemoveMembership(t *testing.T, s Store) {
 	ctx := t.Context()
 	p := profile("u1@AdobeID")
 	other := profile("u2@AdobeID")
@@ -569,7 +590,7 @@ func testRemoveMembership(t *testing.T, s session.Store) {
 	})
 }
 
-func testLoginTokenLifecycle(t *testing.T, s session.Store) {
+func testLoginTokenLifecycle(t *testing.T, s Store) {
 	ctx := t.Context()
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, nil, t0)
@@ -600,8 +621,8 @@ func testLoginTokenLifecycle(t *testing.T, s session.Store) {
 	if err := s.DeleteLoginToken(ctx, tok.ID); err != nil {
 		t.Fatalf("DeleteLoginToken: %v", err)
 	}
-	if _, err := s.GetLoginToken(ctx, tok.ID); !errors.Is(err, session.ErrNotFound) {
-		t.Errorf("GetLoginToken after delete: error = %v, want ErrNotFound", err)
+	if _, err := getToken(ctx, s, tok.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetLoginTokenWithUser after delete: error = %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteLoginToken(ctx, tok.ID); err != nil {
 		t.Errorf("DeleteLoginToken again: %v, want nil", err)
@@ -612,7 +633,7 @@ func testLoginTokenLifecycle(t *testing.T, s session.Store) {
 	checkToken(t, "the other token", mustGetToken(t, s, tok2.ID), tok2)
 }
 
-func testLoginTokenErrors(t *testing.T, s session.Store) {
+func testLoginTokenErrors(t *testing.T, s Store) {
 	ctx := t.Context()
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, nil, t0)
@@ -623,9 +644,9 @@ func testLoginTokenErrors(t *testing.T, s session.Store) {
 
 	t.Run("get missing", func(t *testing.T) {
 		for _, id := range []string{"missing", "", strings.Repeat("t", 300)} {
-			got, err := s.GetLoginToken(ctx, id)
+			got, err := getToken(ctx, s, id)
 			if !errors.Is(err, session.ErrNotFound) || got != nil {
-				t.Errorf("GetLoginToken(%.20q) = %v, %v; want nil, ErrNotFound", id, got, err)
+				t.Errorf("GetLoginTokenWithUser(%.20q) = %v, %v; want nil, ErrNotFound", id, got, err)
 			}
 		}
 	})
@@ -633,8 +654,8 @@ func testLoginTokenErrors(t *testing.T, s session.Store) {
 		if err := s.ExtendLoginToken(ctx, "missing", t0); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("ExtendLoginToken: error = %v, want ErrNotFound", err)
 		}
-		if _, err := s.GetLoginToken(ctx, "missing"); !errors.Is(err, session.ErrNotFound) {
-			t.Errorf("ExtendLoginToken created a token: GetLoginToken error = %v", err)
+		if _, err := getToken(ctx, s, "missing"); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("ExtendLoginToken created a token: GetLoginTokenWithUser error = %v", err)
 		}
 	})
 	t.Run("delete missing", func(t *testing.T) {
@@ -647,8 +668,8 @@ func testLoginTokenErrors(t *testing.T, s session.Store) {
 		if err := s.CreateLoginToken(ctx, bad); err == nil {
 			t.Fatal("CreateLoginToken for an unknown user succeeded")
 		}
-		if _, err := s.GetLoginToken(ctx, bad.ID); !errors.Is(err, session.ErrNotFound) {
-			t.Errorf("GetLoginToken of the rejected token: error = %v, want ErrNotFound", err)
+		if _, err := getToken(ctx, s, bad.ID); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("GetLoginTokenWithUser of the rejected token: error = %v, want ErrNotFound", err)
 		}
 		if _, err := s.GetUser(ctx, bad.UserID); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("CreateLoginToken created its user: GetUser error = %v", err)
@@ -671,8 +692,8 @@ func testLoginTokenErrors(t *testing.T, s session.Store) {
 		if err := s.CreateLoginToken(cctx, late); !errors.Is(err, context.Canceled) {
 			t.Errorf("CreateLoginToken: error = %v, want context.Canceled", err)
 		}
-		if _, err := s.GetLoginToken(ctx, late.ID); !errors.Is(err, session.ErrNotFound) {
-			t.Errorf("GetLoginToken after a canceled create: error = %v, want ErrNotFound", err)
+		if _, err := getToken(ctx, s, late.ID); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("GetLoginTokenWithUser after a canceled create: error = %v, want ErrNotFound", err)
 		}
 	})
 	if n, err := s.CountLoginTokens(ctx); err != nil || n != 1 {
@@ -680,7 +701,7 @@ func testLoginTokenErrors(t *testing.T, s session.Store) {
 	}
 }
 
-func testDeleteExpired(t *testing.T, s session.Store) {
+func testDeleteExpired(t *testing.T, s Store) {
 	ctx := t.Context()
 	p := profile("u1@AdobeID")
 	mustSync(t, s, p, nil, t0)
@@ -708,12 +729,12 @@ func testDeleteExpired(t *testing.T, s session.Store) {
 		t.Errorf("DeleteExpiredLoginTokens = %d, want 3", n)
 	}
 	for _, tc := range tokens {
-		_, err := s.GetLoginToken(ctx, tc.id)
+		_, err := getToken(ctx, s, tc.id)
 		switch {
 		case tc.expired && !errors.Is(err, session.ErrNotFound):
-			t.Errorf("expired token %s: GetLoginToken error = %v, want ErrNotFound", tc.id, err)
+			t.Errorf("expired token %s: GetLoginTokenWithUser error = %v, want ErrNotFound", tc.id, err)
 		case !tc.expired && err != nil:
-			t.Errorf("live token %s: GetLoginToken: %v", tc.id, err)
+			t.Errorf("live token %s: GetLoginTokenWithUser: %v", tc.id, err)
 		}
 	}
 	if n, err := s.DeleteExpiredLoginTokens(ctx, t0); err != nil || n != 0 {
@@ -727,7 +748,7 @@ func testDeleteExpired(t *testing.T, s session.Store) {
 	}
 }
 
-func testCountLoginTokens(t *testing.T, s session.Store) {
+func testCountLoginTokens(t *testing.T, s Store) {
 	ctx := t.Context()
 	count := func(want int64) {
 		t.Helper()
@@ -755,7 +776,99 @@ func testCountLoginTokens(t *testing.T, s session.Store) {
 	count(2)
 }
 
-func testSetting(t *testing.T, s session.Store) {
+// testLoginTokenWithUser checks the cold cookie path's read: the token,
+// expired or not, with its user as GetUser would return them.
+func testLoginTokenWithUser(t *testing.T, s Store) {
+	ctx := t.Context()
+	p := profile("u1@AdobeID")
+	p.Orgs = []string{"B@AdobeOrg", "A@AdobeOrg"}
+	mustSync(t, s, p, []string{"b", "a"}, t0)
+	if err := s.AddMembership(ctx, p.ID, "a", session.SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	other := profile("u2@AdobeID")
+	mustSync(t, s, other, []string{"other"}, t0)
+
+	live := newToken("tok-live", p.ID, t0, t0.Add(time.Hour))
+	expired := newToken("tok-expired", p.ID, t0.Add(-2*time.Hour), t0.Add(-time.Hour))
+	theirs := newToken("tok-other", other.ID, t0, t0.Add(time.Hour))
+	for _, tok := range []*session.LoginToken{live, expired, theirs} {
+		if err := s.CreateLoginToken(ctx, tok); err != nil {
+			t.Fatalf("CreateLoginToken(%s): %v", tok.ID, err)
+		}
+	}
+	withOrgs := p
+	withOrgs.Orgs = []string{"A@AdobeOrg", "B@AdobeOrg"}
+	mine := userWant{withOrgs, []session.Membership{
+		{Group: "a", Source: session.SourceIMS},
+		{Group: "a", Source: session.SourceLocal},
+		{Group: "b", Source: session.SourceIMS},
+	}, t0, t0, t0}
+	for _, tc := range []struct {
+		name string
+		tok  *session.LoginToken
+		user userWant
+	}{
+		{"live token", live, mine},
+		{"expired token", expired, mine},
+		{"another user's token", theirs, userWant{other, ims("other"), t0, t0, t0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, u, err := s.GetLoginTokenWithUser(ctx, tc.tok.ID)
+			if err != nil {
+				t.Fatalf("GetLoginTokenWithUser: %v", err)
+			}
+			checkToken(t, "token", tok, tc.tok)
+			checkUser(t, "user", u, tc.user)
+		})
+	}
+
+	t.Run("sees a later sync", func(t *testing.T) {
+		t1 := t0.Add(time.Minute)
+		mustSync(t, s, p, []string{"c"}, t1)
+		_, u, err := s.GetLoginTokenWithUser(ctx, live.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkMemberships(t, "after the sync", u.Memberships, []session.Membership{
+			{Group: "a", Source: session.SourceLocal},
+			{Group: "c", Source: session.SourceIMS},
+		})
+		checkTime(t, "SyncedAt", u.SyncedAt, t1)
+	})
+
+	t.Run("missing token", func(t *testing.T) {
+		for _, id := range []string{"missing", "", strings.Repeat("t", 300), p.ID} {
+			tok, u, err := s.GetLoginTokenWithUser(ctx, id)
+			if !errors.Is(err, session.ErrNotFound) || tok != nil || u != nil {
+				t.Errorf("GetLoginTokenWithUser(%.20q) = %v, %v, %v; want nil, nil, ErrNotFound", id, tok, u, err)
+			}
+		}
+	})
+
+	t.Run("token of a deleted user", func(t *testing.T) {
+		if err := s.DeleteUser(ctx, other.ID); err != nil {
+			t.Fatalf("DeleteUser: %v", err)
+		}
+		tok, u, err := s.GetLoginTokenWithUser(ctx, theirs.ID)
+		if !errors.Is(err, session.ErrNotFound) || tok != nil || u != nil {
+			t.Errorf("GetLoginTokenWithUser = %v, %v, %v; want nil, nil, ErrNotFound", tok, u, err)
+		}
+		if _, _, err := s.GetLoginTokenWithUser(ctx, live.ID); err != nil {
+			t.Errorf("another user's token after the delete: %v", err)
+		}
+	})
+
+	t.Run("canceled context", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, _, err := s.GetLoginTokenWithUser(cctx, live.ID); !errors.Is(err, context.Canceled) {
+			t.Errorf("GetLoginTokenWithUser: error = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func testSetting(t *testing.T, s Store) {
 	ctx := t.Context()
 	get := func(key string, value []byte) []byte {
 		t.Helper()
@@ -788,7 +901,7 @@ func testSetting(t *testing.T, s session.Store) {
 	}
 }
 
-func testSettingConcurrent(t *testing.T, s session.Store) {
+func testSettingConcurrent(t *testing.T, s Store) {
 	const n, rounds = 8, 100
 	for round := range rounds {
 		key := fmt.Sprintf("key-%d", round)
@@ -825,7 +938,7 @@ func testSettingConcurrent(t *testing.T, s session.Store) {
 	}
 }
 
-func testGetSetting(t *testing.T, s session.Store) {
+func testGetSetting(t *testing.T, s Store) {
 	ctx := t.Context()
 	if v, err := s.GetSetting(ctx, "missing"); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("GetSetting(missing) = %q, %v; want ErrNotFound", v, err)
@@ -855,7 +968,7 @@ func testGetSetting(t *testing.T, s session.Store) {
 	}
 }
 
-func testSwapSetting(t *testing.T, s session.Store) {
+func testSwapSetting(t *testing.T, s Store) {
 	ctx := t.Context()
 	if _, err := s.GetOrCreateSetting(ctx, "k", []byte("one")); err != nil {
 		t.Fatal(err)
@@ -910,7 +1023,7 @@ func testSwapSetting(t *testing.T, s session.Store) {
 	}
 }
 
-func testSwapSettingConcurrent(t *testing.T, s session.Store) {
+func testSwapSettingConcurrent(t *testing.T, s Store) {
 	const n, rounds = 8, 50
 	key := "counter"
 	if _, err := s.GetOrCreateSetting(t.Context(), key, []byte("round-0")); err != nil {
@@ -958,7 +1071,7 @@ func testSwapSettingConcurrent(t *testing.T, s session.Store) {
 	}
 }
 
-func testTimes(t *testing.T, s session.Store) {
+func testTimes(t *testing.T, s Store) {
 	ctx := t.Context()
 	loc := time.FixedZone("IST", 5*3600+1800)
 	// Nanoseconds and a zone other than UTC, now and far ahead.
@@ -1000,7 +1113,7 @@ func testTimes(t *testing.T, s session.Store) {
 	checkTime(t, "SyncedAt", mustGetUser(t, s, p.ID).SyncedAt, exact)
 }
 
-func testPing(t *testing.T, s session.Store) {
+func testPing(t *testing.T, s Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
@@ -1051,7 +1164,7 @@ func sortMemberships(ms []session.Membership) {
 	})
 }
 
-func mustSync(t *testing.T, s session.Store, p session.Profile, groups []string, now time.Time) *session.SyncResult {
+func mustSync(t *testing.T, s Store, p session.Profile, groups []string, now time.Time) *session.SyncResult {
 	t.Helper()
 	res, err := s.SyncUser(t.Context(), p, groups, now)
 	if err != nil {
@@ -1063,7 +1176,7 @@ func mustSync(t *testing.T, s session.Store, p session.Profile, groups []string,
 	return res
 }
 
-func mustGetUser(t *testing.T, s session.Store, id string) *session.User {
+func mustGetUser(t *testing.T, s Store, id string) *session.User {
 	t.Helper()
 	u, err := s.GetUser(t.Context(), id)
 	if err != nil {
@@ -1072,13 +1185,26 @@ func mustGetUser(t *testing.T, s session.Store, id string) *session.User {
 	return u
 }
 
-func mustGetToken(t *testing.T, s session.Store, id string) *session.LoginToken {
+func mustGetToken(t *testing.T, s Store, id string) *session.LoginToken {
 	t.Helper()
-	tok, err := s.GetLoginToken(t.Context(), id)
+	tok, err := getToken(t.Context(), s, id)
 	if err != nil {
-		t.Fatalf("GetLoginToken(%q): %v", id, err)
+		t.Fatalf("GetLoginTokenWithUser(%q): %v", id, err)
 	}
 	return tok
+}
+
+// getToken returns the token part of GetLoginTokenWithUser, after checking
+// that the call answers with both parts or neither.
+func getToken(ctx context.Context, s Store, id string) (*session.LoginToken, error) {
+	tok, u, err := s.GetLoginTokenWithUser(ctx, id)
+	switch {
+	case err != nil && (tok != nil || u != nil):
+		return nil, fmt.Errorf("GetLoginTokenWithUser(%q) = %v, %v with error %w; want nil, nil", id, tok, u, err)
+	case err == nil && (tok == nil || u == nil || u.ID != tok.UserID):
+		return nil, fmt.Errorf("GetLoginTokenWithUser(%q) = %+v, %+v; want a token and its user", id, tok, u)
+	}
+	return tok, err
 }
 
 // userWant is what a user should look like.

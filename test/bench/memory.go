@@ -127,15 +127,19 @@ func (s *mapStore) CreateLoginToken(_ context.Context, t *session.LoginToken) er
 	return nil
 }
 
-func (s *mapStore) GetLoginToken(_ context.Context, id string) (*session.LoginToken, error) {
+func (s *mapStore) GetLoginTokenWithUser(ctx context.Context, id string) (*session.LoginToken, *session.User, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t, ok := s.tokens[id]
+	s.mu.Unlock()
 	if !ok {
-		return nil, session.ErrNotFound
+		return nil, nil, session.ErrNotFound
 	}
 	t.ID = string([]byte(t.ID))
 	t.UserID = string([]byte(t.UserID))
 	t.SecretHash = slices.Clone(t.SecretHash)
-	return &t, nil
+	u, err := s.GetUser(ctx, t.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &t, u, nil
 }

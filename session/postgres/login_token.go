@@ -1,0 +1,156 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
+)
+
+// CreateLoginToken stores a new login token. It returns an error wrapping
+// session.ErrNotFound if the user does not exist, and an error if a token
+// with the same id exists, the id is empty or longer than 255 bytes, or
+// the secret hash is empty.
+func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) error {
+	if t == nil {
+		return fmt.Errorf("create login token: %w: nil token", session.ErrInvalid)
+	}
+	if err := errors.Join(input.CheckID("token id", t.ID), checkText("token id", t.ID)); err != nil {
+		return fmt.Errorf("create login token %s: %w", input.Clip(t.ID), err)
+	}
+	if len(t.SecretHash) == 0 {
+		return fmt.Errorf("create login token %s: %w: empty secret hash", t.ID, session.ErrInvalid)
+	}
+	if input.CheckID("user id", t.UserID) != nil || !storable(t.UserID) {
+		return fmt.Errorf("create login token %s: user %s: %w", t.ID, input.Clip(t.UserID), session.ErrNotFound)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("create login token %s: %w", t.ID, err)
+	}
+	// The foreign key checks that the user exists, in the same statement.
+	tag, err := s.pool.Exec(ctx, `
+INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO NOTHING`, t.ID, t.UserID, t.SecretHash, ms(t.CreatedAt), ms(t.ExpiresAt))
+	switch {
+	case isForeignKey(err):
+		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("create login token %s: %w", t.ID, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("create login token %s: a token with this id exists", t.ID)
+	}
+	return nil
+}
+
+// sqlGetTokenUser reads a token with its user in one statement: one round
+// trip for a cold cookie. The join makes a token whose user is gone a
+// plain no-rows.
+const sqlGetTokenUser = `SELECT t.secret_hash, t.created_at, t.expires_at, ` + userColumns + `
+FROM login_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1`
+
+// GetLoginTokenWithUser returns the token with the given id, expired or
+// not, with its user, memberships and organizations, read by one
+// statement; or an error wrapping session.ErrNotFound.
+func (s *Store) GetLoginTokenWithUser(ctx context.Context, id string) (*session.LoginToken, *session.User, error) {
+	if input.CheckID("token id", id) != nil || !storable(id) {
+		return nil, nil, fmt.Errorf("get login token %s: %w", input.Clip(id), session.ErrNotFound)
+	}
+	t := &session.LoginToken{ID: id}
+	var us userScan
+	err := s.pool.QueryRow(ctx, sqlGetTokenUser, id).
+		Scan(append([]any{&t.SecretHash, &t.CreatedAt, &t.ExpiresAt}, us.dest()...)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = session.ErrNotFound
+	}
+	var u *session.User
+	if err == nil {
+		u, err = us.user()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("get login token %s: %w", id, err)
+	}
+	t.UserID = u.ID
+	t.CreatedAt, t.ExpiresAt = t.CreatedAt.UTC(), t.ExpiresAt.UTC()
+	return t, u, nil
+}
+
+// ExtendLoginToken sets a token's expiry, or returns an error wrapping
+// session.ErrNotFound if the token does not exist.
+func (s *Store) ExtendLoginToken(ctx context.Context, id string, expiresAt time.Time) error {
+	if !storable(id) {
+		return fmt.Errorf("extend login token %s: %w", input.Clip(id), session.ErrNotFound)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE login_tokens SET expires_at = $2 WHERE id = $1`, id, ms(expiresAt))
+	if err != nil {
+		return fmt.Errorf("extend login token %s: %w", input.Clip(id), err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("extend login token %s: %w", input.Clip(id), session.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteLoginToken removes a token; removing a missing one is not an error.
+func (s *Store) DeleteLoginToken(ctx context.Context, id string) error {
+	if !storable(id) {
+		return nil // cannot have been stored
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_tokens WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("delete login token %s: %w", input.Clip(id), err)
+	}
+	return nil
+}
+
+// DeleteExpiredLoginTokens removes every token whose expiry is at or
+// before now, and returns how many it removed.
+func (s *Store) DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM login_tokens WHERE expires_at <= $1`, ms(now))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired login tokens: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// CountLoginTokens returns how many login tokens are stored. (Not part of
+// session.Store: for tests and operators.)
+func (s *Store) CountLoginTokens(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM login_tokens`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count login tokens: %w", err)
+	}
+	return n, nil
+}
+
+// GetOrCreateSetting returns the value stored under key, storing value
+// first if there is none. A nil value is stored as an empty one. Of
+// replicas racing to create the key, the first insert to commit wins and
+// every one of them returns its value. It rejects an empty key or one
+// longer than 255 bytes.
+func (s *Store) GetOrCreateSetting(ctx context.Context, key string, value []byte) ([]byte, error) {
+	if err := errors.Join(input.CheckID("setting key", key), checkText("setting key", key)); err != nil {
+		return nil, fmt.Errorf("get or create setting %s: %w", input.Clip(key), err)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	// Two statements, not one: a statement's snapshot would not show a
+	// row that a concurrent insert committed while this one waited on it.
+	var got []byte
+	err := s.pool.QueryRow(ctx,
+		`INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING value`, key, value).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE key = $1`, key).Scan(&got)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get or create setting %s: %w", key, err)
+	}
+	if got == nil {
+		got = []byte{}
+	}
+	return got, nil
+}
