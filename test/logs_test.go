@@ -154,9 +154,13 @@ func storedCookieKeys(t *testing.T, db string) []session.KeyPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := session.ParseCookieKeys(string(v))
+	stored, err := session.ParseStoredCookieKeys(v)
 	if err != nil {
 		t.Fatalf("stored cookie keys: %v", err)
+	}
+	keys := make([]session.KeyPair, len(stored))
+	for i, k := range stored {
+		keys[i] = k.KeyPair
 	}
 	return keys
 }
