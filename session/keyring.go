@@ -89,7 +89,9 @@ func (m *Manager) ReloadKeys(ctx context.Context) (changed bool, err error) {
 // RunKeyReload calls ReloadKeys every interval (DefaultKeyReloadInterval
 // if interval is not positive) until ctx is done, so that `gatehouse keys
 // rotate` and `drop-old`, run against the shared store, reach this
-// replica without a restart. It is for keys kept in the store: with keys
+// replica without a restart; a change notification (Changed) makes it
+// read them at once, and the poll is the fallback for when notifications
+// are lost. It is for keys kept in the store: with keys
 // from GATEHOUSE_COOKIE_KEYS, do not run it. A failing read is logged once
 // until it recovers, and the current keys stay meanwhile.
 func (m *Manager) RunKeyReload(ctx context.Context, interval time.Duration) {
@@ -104,6 +106,7 @@ func (m *Manager) RunKeyReload(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.keysChanged:
 		}
 		_, err := m.ReloadKeys(ctx)
 		switch {

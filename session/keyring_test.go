@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -302,20 +303,7 @@ func TestFingerprint(t *testing.T) {
 // its keys when the store cannot give it good ones.
 func TestReloadKeys(t *testing.T) {
 	ctx := context.Background()
-	st := newMemStore()
-	alice := addUser(t, st, "alice@AdobeID", "authors")
-	keys, _, err := LoadCookieKeys(ctx, st, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewManager(st, keys, ManagerConfig{CacheTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldCookie, _, err := m.Issue(ctx, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, m, oldCookie := storedKeysManager(t)
 	if changed, err := m.ReloadKeys(ctx); changed || err != nil {
 		t.Fatalf("ReloadKeys with nothing changed = %v, %v", changed, err)
 	}
@@ -372,4 +360,26 @@ func TestReloadKeys(t *testing.T) {
 	if _, err := m.Validate(ctx, oldCookie.Value); !errors.Is(err, ErrTokenMalformed) {
 		t.Errorf("old-key cookie after the drop: %v, want ErrTokenMalformed", err)
 	}
+}
+
+// storedKeysManager returns a store with alice and generated cookie keys,
+// a Manager on those keys, and a cookie of alice's it issued.
+func storedKeysManager(t *testing.T) (*memStore, *Manager, *http.Cookie) {
+	t.Helper()
+	ctx := context.Background()
+	st := newMemStore()
+	alice := addUser(t, st, "alice@AdobeID", "authors")
+	keys, _, err := LoadCookieKeys(ctx, st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(st, keys, ManagerConfig{CacheTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := m.Issue(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, m, c
 }

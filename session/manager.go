@@ -144,6 +144,10 @@ type Manager struct {
 
 	flightMu sync.Mutex
 	flights  map[string]*loadCall
+
+	// keysChanged wakes RunKeyReload: a change notification says the
+	// stored cookie keys changed (see Changed).
+	keysChanged chan struct{}
 }
 
 // cacheEntry is one cached token. tok is never modified once the entry
@@ -229,6 +233,8 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 		decoded:    make(map[valueHash]*cacheEntry),
 		maxEntries: maxCacheEntries,
 		flights:    make(map[string]*loadCall),
+
+		keysChanged: make(chan struct{}, 1),
 	}
 	switch {
 	case m.ttl == 0:

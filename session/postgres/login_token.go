@@ -100,16 +100,30 @@ func (s *Store) DeleteLoginToken(ctx context.Context, id string) error {
 	if !storable(id) {
 		return nil // cannot have been stored
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM login_tokens WHERE id = $1`, id); err != nil {
+	// One statement: the notification goes with the delete, and only if
+	// there was a token.
+	if _, err := s.pool.Exec(ctx, `
+WITH d AS (DELETE FROM login_tokens WHERE id = $1 RETURNING id)
+SELECT pg_notify($3, $2) FROM d`, id, payload(kindToken, id), s.channel); err != nil {
 		return fmt.Errorf("delete login token %s: %w", input.Clip(id), err)
 	}
 	return nil
 }
 
+// purgeLock names the advisory lock DeleteExpiredLoginTokens takes, per
+// schema (hashtextextended of this and the schema's name).
+const purgeLock = "gatehouse.purge."
+
 // DeleteExpiredLoginTokens removes every token whose expiry is at or
-// before now, and returns how many it removed.
+// before now, and returns how many it removed. One replica purges at a
+// time: the statement takes a transaction-level advisory lock first, and
+// a replica that does not get it skips this round (0, nil); the one
+// purging will have removed what this one would have. Expired tokens are
+// refused whether purged or not, so nobody is notified.
 func (s *Store) DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM login_tokens WHERE expires_at <= $1`, ms(now))
+	tag, err := s.pool.Exec(ctx, `
+WITH l AS (SELECT pg_try_advisory_xact_lock(hashtextextended($2 || current_schema(), 0)) AS got)
+DELETE FROM login_tokens WHERE expires_at <= $1 AND (SELECT got FROM l)`, ms(now), purgeLock)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired login tokens: %w", err)
 	}

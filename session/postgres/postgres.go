@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -35,6 +36,10 @@ const defaultConnectTimeout = 10 * time.Second
 type Store struct {
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
+
+	channel     string        // the schema's notification channel (see channelFor)
+	secrets     []string      // what errors must not show (see redacted)
+	listenerPID atomic.Uint32 // WatchChanges's backend, 0 while none: for tests
 }
 
 var _ session.Store = (*Store)(nil)
@@ -73,7 +78,12 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		pool.Close()
 		return nil, fail(err)
 	}
-	return &Store{pool: pool}, nil
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fail(fmt.Errorf("read the schema's name: %w", err))
+	}
+	return &Store{pool: pool, channel: channelFor(schema), secrets: secrets}, nil
 }
 
 // redactURL checks that raw is a PostgreSQL URL and returns it with its

@@ -56,7 +56,11 @@ func (s *Store) CompareAndSwapSetting(ctx context.Context, key string, old, valu
 	if value == nil {
 		value = []byte{}
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE settings SET value = $3 WHERE key = $1 AND value = $2`, key, old, value)
+	// The notification goes with the swap, in one statement, and only if
+	// it swapped.
+	tag, err := s.pool.Exec(ctx, `
+WITH u AS (UPDATE settings SET value = $3 WHERE key = $1 AND value = $2 RETURNING key)
+SELECT pg_notify($5, $4) FROM u`, key, old, value, payload(kindSetting, key), s.channel)
 	if err != nil {
 		return false, fmt.Errorf("swap setting %s: %w", key, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -109,7 +110,7 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 	var res *session.SyncResult
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		res, err = syncUser(ctx, tx, p, want, ms(now))
+		res, err = syncUser(ctx, tx, p, want, ms(now), s.channel)
 		return err
 	})
 	if err != nil {
@@ -122,7 +123,9 @@ func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []str
 // between its insert and its lock: a race that needs an operator.
 const maxSyncAttempts = 3
 
-func syncUser(ctx context.Context, tx pgx.Tx, p session.Profile, want []string, now time.Time) (*session.SyncResult, error) {
+// syncUser does SyncUser's work in tx, and notifies channel if the user
+// changed in a way other replicas' caches must hear of.
+func syncUser(ctx context.Context, tx pgx.Tx, p session.Profile, want []string, now time.Time, channel string) (*session.SyncResult, error) {
 	res := &session.SyncResult{}
 	var (
 		old  session.Profile
@@ -156,8 +159,9 @@ SELECT email, name, first_name, last_name FROM users WHERE id = $1 FOR NO KEY UP
 		// A statement of its own: the one that waited for the lock reads
 		// the memberships as they were before the wait.
 		err = tx.QueryRow(ctx, `
-SELECT ARRAY(SELECT group_name FROM memberships WHERE user_id = $1 AND source = $2 ORDER BY group_name)`,
-			p.ID, session.SourceIMS).Scan(&have)
+SELECT ARRAY(SELECT group_name FROM memberships WHERE user_id = $1 AND source = $2 ORDER BY group_name),
+	ARRAY(SELECT org_id FROM user_orgs WHERE user_id = $1 ORDER BY org_id)`,
+			p.ID, session.SourceIMS).Scan(&have, &old.Orgs)
 		if err != nil {
 			return nil, fmt.Errorf("read IMS groups: %w", err)
 		}
@@ -189,6 +193,11 @@ SELECT $1, g, $3 FROM unnest($2::text[]) AS g ON CONFLICT DO NOTHING`, p.ID, res
 	b.Queue(`DELETE FROM user_orgs WHERE user_id = $1`, p.ID)
 	if len(p.Orgs) > 0 {
 		b.Queue(`INSERT INTO user_orgs (user_id, org_id) SELECT $1, o FROM unnest($2::text[]) AS o`, p.ID, p.Orgs)
+	}
+	// Other replicas hear of a change with the commit, and of nothing if
+	// it rolls back. A new user is in no one's cache.
+	if !res.Created && (changed || len(res.Added) > 0 || len(res.Removed) > 0 || !slices.Equal(old.Orgs, p.Orgs)) {
+		b.Queue(notifySQL, payload(kindUser, p.ID), channel)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("write groups: %w", err)
@@ -246,7 +255,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if !storable(id) {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+	if _, err := s.pool.Exec(ctx, `
+WITH d AS (DELETE FROM users WHERE id = $1 RETURNING id)
+SELECT pg_notify($3, $2) FROM d`, id, payload(kindUser, id), s.channel); err != nil {
 		return fmt.Errorf("delete user %s: %w", input.Clip(id), err)
 	}
 	return nil
