@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,6 +68,10 @@ type Provisioner struct {
 	// full, an arbitrary entry is evicted.
 	mu    sync.RWMutex
 	users map[string]cachedUser
+	// gen is bumped (under mu) by Changed: a store read that started
+	// before a bump is not cached, so it cannot bring back what a change
+	// notification dropped.
+	gen atomic.Uint64
 
 	// holding maps the id of a user served as last synced through an IMS
 	// outage to when their sync may be tried again, so that a burst of
@@ -265,6 +270,7 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 	}
 	groups := p.groups(orgs)
 	syncAt := p.now()
+	gen := p.gen.Load()
 	res, err := p.cfg.Store.SyncUser(ctx, session.Profile{
 		ID:        claims.UserID,
 		Email:     profile.Email,
@@ -283,7 +289,7 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 	if err != nil {
 		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
 	}
-	p.remember(res.User, syncAt)
+	p.remember(res.User, syncAt, gen)
 	p.release(claims.UserID)
 	p.log.Info("user synced",
 		zap.String("user", claims.UserID), zap.Bool("created", res.Created),
@@ -298,9 +304,10 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 // caches them.
 func (p *Provisioner) getUser(ctx context.Context, id string) (*session.User, error) {
 	readAt := p.now() // before the read: the entry is never trusted too long
+	gen := p.gen.Load()
 	u, err := p.cfg.Store.GetUser(ctx, id)
 	if err == nil && p.Fresh(u) {
-		p.remember(u, readAt)
+		p.remember(u, readAt, gen)
 	}
 	return u, err
 }
@@ -326,13 +333,17 @@ func (p *Provisioner) cached(id string) *session.User {
 
 // remember caches u as read (or synced) at readAt, unless the cache holds
 // a user of a later sync, or one read later (a read that started before a
-// sync must not replace what the sync wrote).
-func (p *Provisioner) remember(u *session.User, readAt time.Time) {
+// sync must not replace what the sync wrote), or Changed ran since the
+// read started (gen).
+func (p *Provisioner) remember(u *session.User, readAt time.Time, gen uint64) {
 	if p.cfg.CacheTTL <= 0 || u == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.gen.Load() != gen {
+		return
+	}
 	if old, ok := p.users[u.ID]; ok {
 		if u.SyncedAt.Before(old.u.SyncedAt) ||
 			(u.SyncedAt.Equal(old.u.SyncedAt) && readAt.Before(old.readAt)) {
@@ -407,4 +418,24 @@ func badAnswer(err error) error {
 
 func storeUnavailable(err error) error {
 	return auth.StoreUnavailable("sign-in", err)
+}
+
+// Changed applies a change notified by the store (session.Notifier): a
+// changed user is read from the store again at their next sign-in, and
+// ChangeAll (or a kind this Provisioner does not know) empties the cache.
+func (p *Provisioner) Changed(c session.Change) {
+	switch c.Kind {
+	case session.ChangeUser:
+		p.mu.Lock()
+		p.gen.Add(1)
+		delete(p.users, c.ID)
+		p.mu.Unlock()
+	case session.ChangeToken, session.ChangeUserTokens, session.ChangeSetting, session.ChangeLost:
+		// Nothing cached here depends on them.
+	default:
+		p.mu.Lock()
+		p.gen.Add(1)
+		p.users = make(map[string]cachedUser)
+		p.mu.Unlock()
+	}
 }

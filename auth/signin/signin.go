@@ -403,3 +403,20 @@ func identity(u *session.User, m auth.Method, clientID string) *auth.Identity {
 	return &auth.Identity{UserID: u.ID, Email: u.Email, Name: u.Name, Groups: u.Groups(), Method: m,
 		ClientID: clientID, Orgs: u.Orgs}
 }
+
+// Changed applies a change notified by the store (session.Notifier): the
+// login tokens handed out to a changed user's bearers, or to a user whose
+// tokens were revoked, are not handed out again, and ChangeAll (or a kind
+// this Handler does not know) forgets every one. (A reused token is
+// validated again anyway; this keeps the map from holding the dead.)
+func (h *Handler) Changed(c session.Change) {
+	switch c.Kind {
+	case session.ChangeUser, session.ChangeUserTokens:
+		h.dropReuse(c.ID)
+	case session.ChangeToken, session.ChangeSetting, session.ChangeLost:
+	default:
+		h.mu.Lock()
+		clear(h.reuse)
+		h.mu.Unlock()
+	}
+}

@@ -115,6 +115,9 @@ type app struct {
 	// keysStored: the cookie keys are the store's, which `gatehouse keys`
 	// changes, not GATEHOUSE_COOKIE_KEYS.
 	keysStored bool
+	// changed hands the store's change notifications to every cache; nil
+	// when the store sends none (SQLite: one machine).
+	changed func(session.Change)
 
 	// The egress listener's, when GATEHOUSE_EGRESS_LISTEN is set.
 	tokens *techacct.Source
@@ -221,6 +224,13 @@ func (a *app) wire(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if _, ok := a.store.(session.Notifier); ok {
+		a.changed = func(c session.Change) {
+			a.sessions.Changed(c)
+			prov.Changed(c)
+			si.Changed(c)
+		}
 	}
 	authenticate := si.Middleware
 	if len(cfg.APIPaths) > 0 {
@@ -342,6 +352,12 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.sessions.RunCleanup(ctx, a.cfg.CleanupInterval)
 	if a.keysStored {
 		go a.sessions.RunKeyReload(ctx, a.cfg.KeysReload)
+	}
+	if a.changed != nil {
+		// Revocations, user changes and key rotations made through other
+		// replicas reach the caches at once; while the feed is down,
+		// they fall back to their TTLs.
+		go a.store.(session.Notifier).WatchChanges(ctx, a.changed)
 	}
 
 	srv := &http.Server{

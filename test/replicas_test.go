@@ -1,0 +1,119 @@
+package test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/session/postgres/pgtest"
+)
+
+// TestRevocationSpreads runs three `gatehouse serve` processes over one
+// PostgreSQL schema with a session cache TTL of 5 minutes and a cookie-key
+// poll of an hour, so that only a change notification can explain a
+// replica refusing a cookie within seconds: a logout on A reaches B and
+// C, and so do `gatehouse keys rotate` and `drop-old`. The times are
+// printed; the bounds are generous (the aim is under a second).
+func TestRevocationSpreads(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	w := newWorld(t)
+	env := map[string]string{"STORE": url, "COOKIE_KEYS": unset,
+		"SESSION_CACHE_TTL": "5m", "COOKIE_KEYS_RELOAD_INTERVAL": "1h"}
+	a := w.start(t, env)
+	b := w.start(t, env)
+	c := w.start(t, env)
+	replicas := []*proc{a, b, c}
+	for _, p := range replicas {
+		waitLogged(t, p, "listening for change notifications; session cache emptied, since changes made meanwhile are unknown", 1)
+	}
+
+	// signIn signs u in on A and has every replica validate (and cache)
+	// the cookie.
+	signIn := func(u imsUser) *setCookie {
+		t.Helper()
+		r := a.do(t, request{path: whoami, bearer: w.mint(t, u, clientID)})
+		wantUser(t, r, u)
+		cookie := r.newCookie(t)
+		for _, p := range replicas {
+			wantUser(t, p.do(t, request{path: whoami, cookie: cookie.value}), u)
+		}
+		return cookie
+	}
+	// refusedEverywhere polls every replica every 20 ms until each has
+	// refused the cookie with reason, and returns how long after since
+	// the last refusal came.
+	refusedEverywhere := func(cookie *setCookie, since time.Time, reason string) time.Duration {
+		t.Helper()
+		var last time.Duration
+		for _, p := range replicas {
+			for {
+				r := p.do(t, request{path: whoami, cookie: cookie.value})
+				if r.status == http.StatusUnauthorized {
+					wantAuthError(t, r, http.StatusUnauthorized, "invalid_token", reason)
+					last = time.Since(since)
+					break
+				}
+				wantStatus(t, r, http.StatusOK)
+				if time.Since(since) > 5*time.Second {
+					t.Fatalf("a replica still accepts the cookie %s later", time.Since(since).Round(time.Millisecond))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		return last
+	}
+
+	cookie := signIn(alice)
+	r := a.do(t, request{method: http.MethodPost, path: "/gatehouse/logout", cookie: cookie.value})
+	loggedOut := time.Now()
+	wantStatus(t, r, http.StatusOK)
+	t.Logf("logout on A refused by A, B and C within %s (session cache TTL 5m)",
+		refusedEverywhere(cookie, loggedOut, "INVALID_TOKEN").Round(time.Millisecond))
+
+	// Keys: a cookie signed with the first pair works everywhere after
+	// the rotation, and nowhere once that pair is dropped.
+	old := signIn(bob)
+	keysEnv := append(cleanEnv(), "GATEHOUSE_STORE="+url)
+	keys := func(args ...string) time.Time {
+		t.Helper()
+		code, _, stderr := runBinary(t, 30*time.Second, keysEnv, append([]string{"keys"}, args...)...)
+		if code != 0 {
+			t.Fatalf("gatehouse keys %s: exit status %d; stderr:\n%s", strings.Join(args, " "), code, stderr)
+		}
+		return time.Now()
+	}
+	rotated := keys("rotate")
+	for _, p := range replicas {
+		waitLogged(t, p, "cookie keys changed in the store; using them now", 1)
+	}
+	t.Logf("keys rotate picked up by A, B and C within %s (poll interval 1h)", time.Since(rotated).Round(time.Millisecond))
+	for _, p := range replicas {
+		wantUser(t, p.do(t, request{path: whoami, cookie: old.value}), bob)
+	}
+	dropped := keys("drop-old")
+	t.Logf("keys drop-old: a cookie of the dropped pair refused by A, B and C within %s (poll interval 1h)",
+		refusedEverywhere(old, dropped, "INVALID_TOKEN").Round(time.Millisecond))
+}
+
+// waitLogged waits until p has logged msg n times, at most 10 s.
+func waitLogged(t *testing.T, p *proc, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		seen := 0
+		for _, l := range p.logs.lines(t) {
+			if l.str("msg") == msg {
+				seen++
+			}
+		}
+		if seen >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q logged %d times within 10s, want %d; the output:\n%s", msg, seen, n, p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
