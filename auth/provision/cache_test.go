@@ -16,11 +16,16 @@ import (
 type countingStore struct {
 	session.Store
 	getUser, syncUser atomic.Int64
+	afterGet          func() // if set, runs after each GetUser's read
 }
 
 func (c *countingStore) GetUser(ctx context.Context, id string) (*session.User, error) {
 	c.getUser.Add(1)
-	return c.Store.GetUser(ctx, id)
+	u, err := c.Store.GetUser(ctx, id)
+	if c.afterGet != nil {
+		c.afterGet()
+	}
+	return u, err
 }
 
 func (c *countingStore) SyncUser(ctx context.Context, p session.Profile, groups []string, now time.Time) (*session.SyncResult, error) {
@@ -150,6 +155,47 @@ func TestUserCache(t *testing.T) {
 				t.Errorf("after the sync Ensure returned %p, want the synced user %p", u, synced)
 			}
 			wantStore(t, e, 0, 0)
+		},
+	}, {
+		name: "a change notification drops the user",
+		run: func(t *testing.T, e *env) {
+			ensure(t, e)
+			e.cs.calls()
+			// Another replica changed the user, and the store says so.
+			if err := e.f.store.AddMembership(t.Context(), e.id, "local-group", session.SourceLocal); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []session.Change{{Kind: session.ChangeUser, ID: "someone else"},
+				{Kind: session.ChangeToken, ID: e.id}, {Kind: session.ChangeUserTokens, ID: e.id},
+				{Kind: session.ChangeSetting, ID: e.id}, {Kind: session.ChangeLost}} {
+				e.f.p.Changed(c)
+			}
+			wantGroups(t, ensure(t, e), "Admins", "Authors", "Readers")
+			wantStore(t, e, 0, 0)
+			e.f.p.Changed(session.Change{Kind: session.ChangeUser, ID: e.id})
+			wantGroups(t, ensure(t, e), "Admins", "Authors", "Readers", "local-group")
+			wantStore(t, e, 1, 0)
+			ensure(t, e) // cached again
+			wantStore(t, e, 0, 0)
+			e.f.p.Changed(session.Change{Kind: session.ChangeAll})
+			if n := e.f.p.CacheLen(); n != 0 {
+				t.Errorf("after ChangeAll the cache holds %d users, want 0", n)
+			}
+			ensure(t, e)
+			wantStore(t, e, 1, 0)
+		},
+	}, {
+		name: "a read a change notification overtook is not cached",
+		run: func(t *testing.T, e *env) {
+			ensure(t, e)
+			e.f.p.Changed(session.Change{Kind: session.ChangeUser, ID: e.id})
+			e.cs.calls()
+			e.cs.afterGet = func() { e.f.p.Changed(session.Change{Kind: session.ChangeUser, ID: e.id}) }
+			ensure(t, e)
+			e.cs.afterGet = nil
+			wantStore(t, e, 1, 0)
+			ensure(t, e) // what the overtaken read saw was not kept
+			wantStore(t, e, 1, 0)
 		},
 	}, {
 		name: "disabled with a negative TTL",

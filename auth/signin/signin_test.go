@@ -608,3 +608,37 @@ func TestLogoutAmbiguousCookies(t *testing.T) {
 		wantRefusal(t, w, http.StatusUnauthorized, auth.CodeInvalidToken, auth.ReasonInvalidToken)
 	}
 }
+
+// TestChangesDropReuse: a change notification about a user stops the
+// login token handed out to their bearer from being handed out again; a
+// change about someone or something else does not.
+func TestChangesDropReuse(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change session.Change
+		reused bool
+	}{
+		{"user changed", session.Change{Kind: session.ChangeUser, ID: alice}, false},
+		{"user's tokens revoked", session.Change{Kind: session.ChangeUserTokens, ID: alice}, false},
+		{"all", session.Change{Kind: session.ChangeAll}, false},
+		{"a kind from a newer replica", session.Change{Kind: 200, ID: alice}, false},
+		{"another user changed", session.Change{Kind: session.ChangeUser, ID: bob}, true},
+		{"a token deleted", session.Change{Kind: session.ChangeToken, ID: alice}, true},
+		{"a setting changed", session.Change{Kind: session.ChangeSetting, ID: alice}, true},
+		{"feed lost", session.Change{Kind: session.ChangeLost}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tok, c := f.signIn(alice)
+			f.si.Changed(tc.change)
+			w := f.request("GET", "/content", tok, nil, nil)
+			again := loginCookie(w)
+			if w.Code != http.StatusNoContent || again == nil {
+				t.Fatalf("status %d, cookie %v", w.Code, again)
+			}
+			if reused := again.Value == c.Value; reused != tc.reused {
+				t.Errorf("login token reused: %v, want %v", reused, tc.reused)
+			}
+		})
+	}
+}
