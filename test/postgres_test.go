@@ -16,7 +16,8 @@ import (
 // TestPostgresReplicas runs two `gatehouse serve` processes over one
 // PostgreSQL schema, with the cookie keys left to the store: a cookie one
 // issues works on the other at no IMS cost, and a logout on one is
-// refused by the other once its session cache TTL has passed.
+// refused by the other (told by a change notification, or at the latest
+// once its session cache TTL has passed: see TestRevocationSpreads).
 func TestPostgresReplicas(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
@@ -66,8 +67,9 @@ func TestPostgresReplicas(t *testing.T) {
 		}
 	}
 
-	// Logout on A: A refuses the cookie at once, B once what it cached
-	// is older than its TTL. The bound is generous; the time is printed.
+	// Logout on A: A refuses the cookie at once, B when notified, at the
+	// latest once what it cached is older than its TTL. The bound is
+	// generous; the time is printed.
 	r = a.do(t, request{method: http.MethodPost, path: "/gatehouse/logout", cookie: cookie.value})
 	wantStatus(t, r, http.StatusOK)
 	loggedOut := time.Now()
