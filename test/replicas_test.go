@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 	"github.com/gatehouse-proxy/gatehouse/session/postgres/pgtest"
 )
 
@@ -13,13 +14,14 @@ import (
 // PostgreSQL schema with a session cache TTL of 5 minutes and a cookie-key
 // poll of an hour, so that only a change notification can explain a
 // replica refusing a cookie within seconds: a logout on A reaches B and
-// C, and so do `gatehouse keys rotate` and `drop-old`. The times are
+// C, and so do a sync on A that changes a user's groups, and `gatehouse
+// keys rotate` and `drop-old`. The times are
 // printed; the bounds are generous (the aim is under a second).
 func TestRevocationSpreads(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
 	w := newWorld(t)
-	env := map[string]string{"STORE": url, "COOKIE_KEYS": unset,
+	env := map[string]string{"STORE": url, "COOKIE_KEYS": unset, "SYNC_INTERVAL": "1s",
 		"SESSION_CACHE_TTL": "5m", "COOKIE_KEYS_RELOAD_INTERVAL": "1h"}
 	a := w.start(t, env)
 	b := w.start(t, env)
@@ -74,6 +76,43 @@ func TestRevocationSpreads(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	t.Logf("logout on A (answered in %s) refused by A, B and C within %s of its start (session cache TTL 5m)",
 		answered, refusedEverywhere(cookie, loggingOut, "INVALID_TOKEN").Round(time.Millisecond))
+
+	// A sync on A that changes Alice's groups: B and C see the new groups
+	// behind the cookie they cached.
+	tok := w.mint(t, alice, clientID)
+	r = a.do(t, request{path: whoami, bearer: tok})
+	synced := time.Now()
+	wantUser(t, r, alice)
+	cookie = r.newCookie(t)
+	for _, p := range replicas {
+		wantUser(t, p.do(t, request{path: whoami, cookie: cookie.value}), alice)
+	}
+	if err := w.ims.SetGroups(alice.id, orgID, []ims.Group{
+		{GroupName: "AEM-Authors", Ident: "4711", Role: "TEAM_MEMBER"},
+		{GroupName: "Marketing", Ident: "4713", Role: "TEAM_MEMBER"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sleepUntil(t, synced.Add(1200*time.Millisecond), 2*time.Second) // the sync is due
+	changed := alice
+	changed.groups = []string{"Marketing", "dam-users"}
+	resync := time.Now()
+	wantUser(t, a.do(t, request{path: whoami, bearer: tok}), changed)
+	for _, p := range replicas {
+		for {
+			r := p.do(t, request{path: whoami, cookie: cookie.value})
+			wantStatus(t, r, http.StatusOK)
+			if u := r.currentUser(t); strings.Join(u.Groups, ",") == "Marketing,dam-users" {
+				break
+			}
+			wantUser(t, r, alice)
+			if time.Since(resync) > 5*time.Second {
+				t.Fatalf("a replica still serves the old groups %s later", time.Since(resync).Round(time.Millisecond))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("group change synced on A seen by A, B and C within %s of the sync request's start", time.Since(resync).Round(time.Millisecond))
 
 	// Keys: a cookie signed with the first pair works everywhere after
 	// the rotation, and nowhere once that pair is dropped.
