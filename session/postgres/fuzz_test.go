@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/session"
 )
 
 // FuzzRedactURL: for any PostgreSQL URL with a password, in its user info
@@ -69,4 +71,35 @@ func containsAny(s string, subs []string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzParsePayload: any notification payload, however made, parses to a
+// change without panicking; one this store sends round-trips, and one it
+// does not know is ChangeAll with no id (forgetting everything is safe).
+func FuzzParsePayload(f *testing.F) {
+	for _, p := range []string{"t:AZPm3k0AAAB3xq9-Lm2VQw", "u:A11CE0000000000000000001@AdobeID", "r:u1@AdobeID",
+		"s:cookie_keys", "t:", "x:what-a-newer-replica-sends", "", "u", ":", "u:a:b", "\x00:\xff", "ü:ü"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		c := parsePayload(p)
+		switch c.Kind {
+		case session.ChangeToken, session.ChangeUser, session.ChangeUserTokens, session.ChangeSetting:
+			if got := payload(p[0], c.ID); got != p {
+				t.Fatalf("payload %q parsed to %+v, which is sent as %q", p, c, got)
+			}
+		case session.ChangeAll:
+			if c.ID != "" {
+				t.Fatalf("payload %q parsed to ChangeAll with id %q", p, c.ID)
+			}
+			if len(p) >= 2 && p[1] == ':' && strings.IndexByte("turs", p[0]) >= 0 {
+				t.Fatalf("payload %q of a known kind parsed to ChangeAll", p)
+			}
+		default:
+			t.Fatalf("payload %q parsed to kind %d", p, c.Kind)
+		}
+		if c.Err != nil {
+			t.Fatalf("payload %q parsed with an error: %v", p, c.Err)
+		}
+	})
 }
