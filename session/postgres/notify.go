@@ -115,7 +115,10 @@ func (s *Store) WatchChanges(ctx context.Context, fn func(session.Change)) {
 // listen connects, listens, calls up, then hands fn every notification
 // until the connection fails or ctx is done; it returns why.
 func (s *Store) listen(ctx context.Context, up func(), fn func(session.Change)) error {
-	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg := s.pool.Config().ConnConfig.Copy() // its own RuntimeParams: the pool's stay as they are
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
 	cfg.RuntimeParams["application_name"] = listenerName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
