@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/session/postgres/pgtest"
 )
 
 // adminBound is how long a running serve may take to notice a change made
@@ -15,16 +17,32 @@ import (
 const adminBound = 15 * time.Second
 
 // TestAdminCommands runs `gatehouse users` and `gatehouse tokens` as
-// separate processes on the store of a running serve, and checks what the
-// serving side makes of each change: a disabled user's new bearer is
-// refused at once with 403 USER_DISABLED and their cookie within the
-// cache TTL; enabled, they sign in again at once; revoked tokens' cookies
-// are refused within the TTL; a resync makes the next bearer request call
-// IMS for the profile again.
+// separate processes on the store of a running serve, SQLite and
+// PostgreSQL alike, and checks what the serving side makes of each
+// change: a disabled user's new bearer is refused at once with 403
+// USER_DISABLED and their cookie within the cache TTL; enabled, they sign
+// in again at once; revoked tokens' cookies are refused within the TTL; a
+// resync makes the next bearer request call IMS for the profile again.
 func TestAdminCommands(t *testing.T) {
-	w := newWorld(t)
-	p := w.start(t, map[string]string{"SESSION_CACHE_TTL": "1s"})
-	env := append(cleanEnv(), "GATEHOUSE_STORE=sqlite:"+w.db)
+	stores := []struct {
+		name  string
+		store func(t *testing.T, w *world) string // GATEHOUSE_STORE
+	}{
+		{"sqlite", func(t *testing.T, w *world) string { return "sqlite:" + w.db }},
+		{"postgres", func(t *testing.T, w *world) string { return pgtest.URL(t) }}, // a fresh schema
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			w := newWorld(t)
+			store := st.store(t, w)
+			testAdminCommands(t, w, store)
+		})
+	}
+}
+
+func testAdminCommands(t *testing.T, w *world, store string) {
+	p := w.start(t, map[string]string{"STORE": store, "SESSION_CACHE_TTL": "1s"})
+	env := append(cleanEnv(), "GATEHOUSE_STORE="+store)
 	admin := func(t *testing.T, wantCode int, args ...string) string {
 		t.Helper()
 		code, stdout, stderr := runBinary(t, 30*time.Second, env, args...)
