@@ -35,6 +35,9 @@ const (
 	// ReasonAmbiguousCookie: the request carries the login-token cookie
 	// more than once, so it does not say who is calling.
 	ReasonAmbiguousCookie = "AMBIGUOUS_COOKIE"
+	// ReasonUserDisabled: an administrator disabled the user on this
+	// server (`gatehouse users disable`); signing in again does not help.
+	ReasonUserDisabled = "USER_DISABLED"
 )
 
 // Error is an authentication failure together with the answer the client
@@ -87,6 +90,14 @@ func Unavailable(description string, retryAfter time.Duration, cause error) *Err
 // identity service answered, but not usably.
 func ServiceError(description string, cause error) *Error {
 	return &Error{Status: http.StatusBadGateway, Reason: ReasonServiceError, Description: description, Err: cause}
+}
+
+// UserDisabled returns the 403 for a user an administrator disabled. It
+// carries no RFC 6750 code and so no challenge: a new token would be
+// refused alike.
+func UserDisabled(cause error) *Error {
+	return &Error{Status: http.StatusForbidden, Reason: ReasonUserDisabled,
+		Description: "your account is disabled on this server; contact the administrator", Err: cause}
 }
 
 // AsError returns err as an *Error. Anything that is not one already is an

@@ -26,6 +26,7 @@ func TestWriteErrorRetryAfter(t *testing.T) {
 		{"store unavailable", auth.StoreUnavailable("sign-in", cause), 503, auth.ReasonStoreUnavailable, "5"},
 		{"service error", auth.ServiceError("bad answer", cause), 502, auth.ReasonServiceError, ""},
 		{"unauthorized", auth.Unauthorized(auth.ReasonInvalidToken, "no", nil), 401, auth.ReasonInvalidToken, ""},
+		{"user disabled", auth.UserDisabled(cause), 403, auth.ReasonUserDisabled, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

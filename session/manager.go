@@ -20,8 +20,9 @@ import (
 )
 
 // Errors of Validate that mean "this cookie does not sign anyone in" (a
-// 401). Any other error from Validate is a failure of the store (a 503),
-// returned wrapped.
+// 401). Validate also returns ErrUserDisabled, wrapped, for a token of a
+// disabled user (a 403). Any other error from Validate is a failure of
+// the store (a 503), returned wrapped.
 var (
 	// ErrTokenMalformed: the cookie value is empty, too long, not signed by
 	// any configured key, or not a login token.
@@ -353,8 +354,9 @@ func (m *Manager) Issue(ctx context.Context, user *User) (*http.Cookie, *LoginTo
 
 // Validate checks a login-token cookie value and returns the token and its
 // user. It returns an error wrapping ErrTokenMalformed, ErrTokenUnknown or
-// ErrTokenExpired when the value signs no one in, and any other error when
-// the store failed.
+// ErrTokenExpired when the value signs no one in, ErrUserDisabled when its
+// user is disabled (seen at the store read, so within CacheTTL of the
+// change), and any other error when the store failed.
 //
 // A token found expired is deleted. A token used after more than half of
 // its lifetime is extended to a full lifetime, and Validated.Refresh is
@@ -769,6 +771,12 @@ func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, err
 	if !now.Before(tok.ExpiresAt) {
 		// Not cached; Validate deletes it if the secret matches.
 		return &cacheEntry{tok: &tok, ue: &userEntry{id: tok.UserID}}, nil
+	}
+	if user.Disabled {
+		// Disabling deletes the user's tokens; one that escaped (issued by
+		// a store without that guarantee, or restored from a backup) still
+		// signs no one in. Not cached: enabling takes effect at once.
+		return nil, ErrUserDisabled
 	}
 	tok.UserID = user.ID // share the string
 	e := &cacheEntry{tok: &tok, checkedAt: now.UnixNano()}

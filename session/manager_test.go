@@ -188,6 +188,9 @@ func (s *memStore) CreateLoginToken(ctx context.Context, t *LoginToken) error {
 	if s.users[t.UserID] == nil {
 		return fmt.Errorf("create login token: user %q: %w", t.UserID, ErrNotFound)
 	}
+	if s.users[t.UserID].Disabled {
+		return fmt.Errorf("create login token: user %q: %w", t.UserID, ErrUserDisabled)
+	}
 	if s.tokens[t.ID] != nil {
 		return errors.New("create login token: duplicate id")
 	}

@@ -15,6 +15,10 @@ import (
 // ErrNotFound is returned when the requested record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrUserDisabled is returned, wrapped, when a login token would be issued
+// to, or validated for, a user an administrator disabled.
+var ErrUserDisabled = errors.New("user disabled")
+
 // ErrInvalid is returned, wrapped with the detail, for input a store
 // refuses before writing anything: an empty or over-long id, group name or
 // source (each must be 1 to 255 bytes), or more than 1000 groups in one
@@ -42,7 +46,26 @@ type User struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time // last change of the profile fields (not of memberships)
 	SyncedAt  time.Time // last sync of profile and IMS groups, changed or not
+	// Disabled: an administrator disabled the user (SetUserDisabled). A
+	// disabled user is not signed in, and no login token is issued to them.
+	Disabled bool
 }
+
+// UserSummary is one line of ListUsers: a user's profile and counts,
+// without the memberships themselves.
+type UserSummary struct {
+	ID          string
+	Email       string
+	Name        string
+	CreatedAt   time.Time
+	SyncedAt    time.Time
+	Disabled    bool
+	Groups      int // distinct group names over all memberships
+	LoginTokens int // stored login tokens, expired ones not yet deleted included
+}
+
+// MaxListUsers is the most users one ListUsers call returns.
+const MaxListUsers = 1000
 
 // Groups returns the distinct group names of all memberships, sorted.
 // It runs for every authenticated request: memberships kept sorted, as
@@ -132,7 +155,10 @@ type Store interface {
 	SyncUser(ctx context.Context, p Profile, imsGroups []string, now time.Time) (*SyncResult, error)
 
 	// CreateLoginToken stores a new login token. It returns ErrNotFound if
-	// the user does not exist, and an error if the id is taken.
+	// the user does not exist, ErrUserDisabled (wrapped) if the user is
+	// disabled, and an error if the id is taken. The check of the disabled
+	// flag and the insert are atomic with respect to SetUserDisabled: no
+	// token is left stored for a user once SetUserDisabled(true) returned.
 	CreateLoginToken(ctx context.Context, t *LoginToken) error
 
 	// GetLoginTokenWithUser returns the token with the given id, expired
@@ -152,6 +178,45 @@ type Store interface {
 	// DeleteExpiredLoginTokens removes every token whose expiry is at or
 	// before now, and returns how many it removed.
 	DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error)
+
+	// ListUsers returns at most limit users whose id sorts after afterID
+	// (bytewise; "" starts at the first), sorted by id, for paging through
+	// all users: pass the last id of a page as the next afterID. A limit
+	// outside 1..MaxListUsers is ErrInvalid. An empty page means the end.
+	ListUsers(ctx context.Context, afterID string, limit int) ([]UserSummary, error)
+
+	// FindUsersByEmail returns the users whose e-mail address equals email
+	// ignoring the case of ASCII letters (only: other letters compare as
+	// exact bytes), with memberships and organizations as GetUser returns
+	// them, sorted by id. None is an empty slice, not an error; so is an
+	// empty email.
+	FindUsersByEmail(ctx context.Context, email string) ([]*User, error)
+
+	// SetUserDisabled sets the user's Disabled flag. Disabling also
+	// deletes every login token of the user, in the same transaction, and
+	// returns how many it deleted; enabling deletes nothing and returns 0.
+	// Setting the flag it already has is not an error (disabling again
+	// still deletes tokens, if any). It returns ErrNotFound if the user
+	// does not exist, writing nothing. Nothing else of the user changes.
+	SetUserDisabled(ctx context.Context, userID string, disabled bool) (int64, error)
+
+	// MarkUserForResync sets the user's SyncedAt to the Unix epoch
+	// (1970-01-01T00:00:00Z), so that their sync is stale under any sync
+	// interval and the next bearer sign-in syncs them from IMS again.
+	// Profile, memberships, UpdatedAt and Disabled are unchanged. It
+	// returns ErrNotFound if the user does not exist.
+	MarkUserForResync(ctx context.Context, userID string) error
+
+	// ListLoginTokens returns the user's login tokens, expired ones not
+	// yet deleted included, sorted by CreatedAt then id, with SecretHash
+	// left nil: listing is for showing, never for checking a secret. An
+	// unknown user has none: an empty slice, not an error.
+	ListLoginTokens(ctx context.Context, userID string) ([]*LoginToken, error)
+
+	// DeleteLoginTokensOfUser deletes every login token of the user, in one
+	// statement, and returns how many it deleted (0 for an unknown user,
+	// not an error).
+	DeleteLoginTokensOfUser(ctx context.Context, userID string) (int64, error)
 
 	// GetOrCreateSetting returns the value stored under key; when there is
 	// none, it stores value and returns it. Of several replicas racing to

@@ -179,12 +179,20 @@ func (p *Provisioner) release(id string) {
 // syncing them first when they are new or stale. token is the raw IMS
 // access token, used to read the profile and organizations on the user's
 // behalf. Errors are *auth.Error values fit for the client.
+//
+// A user an administrator disabled is refused with 403 USER_DISABLED,
+// without a call to IMS. The flag is read from the store: disabled users
+// are never cached, and an enabled user cached here is trusted for
+// CacheTTL; the login token the caller then issues is refused by the store
+// for a user disabled meanwhile (see Forget).
 func (p *Provisioner) Ensure(ctx context.Context, token string, claims *ims.Claims) (*session.User, error) {
 	if u := p.cached(claims.UserID); u != nil {
 		return u, nil
 	}
 	u, err := p.getUser(ctx, claims.UserID)
 	switch {
+	case err == nil && u.Disabled:
+		return nil, disabled(u.ID)
 	case err == nil && p.Fresh(u):
 		return u, nil
 	case err != nil && !errors.Is(err, session.ErrNotFound):
@@ -205,6 +213,8 @@ func (p *Provisioner) sync(ctx context.Context, token string, claims *ims.Claims
 		// sync.
 		u, err := p.getUser(ctx, claims.UserID)
 		switch {
+		case err == nil && u.Disabled:
+			return nil, disabled(u.ID)
 		case err == nil && p.Fresh(u):
 			return u, nil
 		case err == nil:
@@ -289,6 +299,10 @@ func (p *Provisioner) syncUncached(ctx context.Context, token string, claims *im
 	if err != nil {
 		return nil, storeUnavailable(fmt.Errorf("sync user: %w", err))
 	}
+	if res.User.Disabled {
+		// Disabled while IMS was asked: the sync is kept, the sign-in is not.
+		return nil, disabled(res.User.ID)
+	}
 	p.remember(res.User, syncAt, gen)
 	p.release(claims.UserID)
 	p.log.Info("user synced",
@@ -306,10 +320,19 @@ func (p *Provisioner) getUser(ctx context.Context, id string) (*session.User, er
 	readAt := p.now() // before the read: the entry is never trusted too long
 	gen := p.gen.Load()
 	u, err := p.cfg.Store.GetUser(ctx, id)
-	if err == nil && p.Fresh(u) {
+	if err == nil && !u.Disabled && p.Fresh(u) {
 		p.remember(u, readAt, gen)
 	}
 	return u, err
+}
+
+// Forget drops the cached user with the given id, so that the next
+// Ensure reads the store: the caller learned that the user changed there
+// (the store refused them a login token as disabled).
+func (p *Provisioner) Forget(id string) {
+	p.mu.Lock()
+	delete(p.users, id)
+	p.mu.Unlock()
 }
 
 // cached returns the cached user with the given id if the entry is younger
@@ -414,6 +437,11 @@ func orgIDs(orgs []ims.Organization) []string {
 // and is logged with the refusal.
 func badAnswer(err error) error {
 	return auth.ServiceError("the identity service sent an answer that cannot be used to set up your account; retry later or contact the administrator", err)
+}
+
+// disabled is the refusal of a user an administrator disabled.
+func disabled(userID string) error {
+	return auth.UserDisabled(fmt.Errorf("user %s: %w", userID, session.ErrUserDisabled))
 }
 
 func storeUnavailable(err error) error {

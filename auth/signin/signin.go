@@ -129,7 +129,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 		return h.ambiguousCookie(w, r)
 	}
 	cookie, cerr := h.cookie(ctx, value, n)
-	if cerr != nil && !errors.Is(cerr, auth.ErrNoCredentials) && !isTokenError(cerr) {
+	if cerr != nil && !errors.Is(cerr, auth.ErrNoCredentials) && !isTokenError(cerr) && !errors.Is(cerr, session.ErrUserDisabled) {
 		// The store is down: say so rather than "sign in again" (or, as a
 		// bare error, 500).
 		return nil, auth.StoreUnavailable("sign-in", cerr)
@@ -228,6 +228,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Res
 		return nil, err
 	}
 	cookie, lt, err := h.cfg.Sessions.Issue(ctx, user)
+	if errors.Is(err, session.ErrUserDisabled) {
+		// Disabled after the provisioner last read the user: the store,
+		// which checks the flag as it writes the token, is the last word.
+		h.cfg.Provisioner.Forget(user.ID)
+		return nil, auth.UserDisabled(err)
+	}
 	if err != nil {
 		return nil, auth.StoreUnavailable("sign-in", err)
 	}
@@ -383,6 +389,8 @@ func isTokenError(err error) bool {
 // login-token cookie that failed (or no credential at all).
 func cookieError(err error) error {
 	switch {
+	case errors.Is(err, session.ErrUserDisabled):
+		return auth.UserDisabled(err)
 	case errors.Is(err, session.ErrTokenExpired):
 		return auth.Unauthorized(auth.ReasonExpiredToken,
 			"the login token has expired; sign in again with Authorization: Bearer <IMS access token>", err)

@@ -53,7 +53,7 @@ type config struct {
 	CookieSecure    bool          `env:"COOKIE_SECURE" envDefault:"true" help:"mark the login-token cookie Secure; false only for plain-HTTP development"`
 	CookieSameSite  string        `env:"COOKIE_SAMESITE" envDefault:"lax" help:"SameSite of the login-token cookie: lax, strict or none (none needs COOKIE_SECURE)"`
 	LoginTokenTTL   time.Duration `env:"LOGIN_TOKEN_TTL" envDefault:"12h" help:"lifetime of a login token; refreshed once half of it has passed"`
-	SessionCacheTTL time.Duration `env:"SESSION_CACHE_TTL" envDefault:"30s" help:"how long a checked login token is trusted from memory (a logout on another replica takes effect within it)"`
+	SessionCacheTTL time.Duration `env:"SESSION_CACHE_TTL" envDefault:"30s" help:"how long a checked login token, and a user read from the store, are trusted from memory: a logout, revocation, disabled user or resync made on another replica or with 'gatehouse users' / 'gatehouse tokens' takes effect within it"`
 	CleanupInterval time.Duration `env:"CLEANUP_INTERVAL" envDefault:"10m" help:"how often expired login tokens are purged"`
 	KeysReload      time.Duration `env:"COOKIE_KEYS_RELOAD_INTERVAL" envDefault:"5s" help:"how often serve re-reads the cookie keys kept in the store, so that 'gatehouse keys rotate' and 'drop-old' reach every replica without a restart; unused with COOKIE_KEYS"`
 

@@ -133,16 +133,9 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 		return newKeysReport(sub, keysSourceSetting, keys), nil
 	}
 
-	cfg := &config{Store: vars[envPrefix+"STORE"]}
-	if cfg.Store == "" {
-		cfg.Store = settingDefault("Store")
-	}
-	if err := cfg.checkStore(); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, keysTimeout)
 	defer cancel()
-	store, err := openStore(ctx, cfg)
+	store, err := storeFromEnv(ctx)
 	if err != nil {
 		return nil, err
 	}

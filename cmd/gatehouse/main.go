@@ -13,6 +13,8 @@
 //	gatehouse ims-emulator   run the IMS emulator alone
 //	gatehouse healthcheck    probe a running gatehouse (for container HEALTHCHECKs)
 //	gatehouse keys           rotate, drop or list the cookie keys kept in the store
+//	gatehouse users          list, show, resync, disable or enable the users in the store
+//	gatehouse tokens         revoke login tokens in the store
 //	gatehouse version        print the version
 package main
 
@@ -70,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkHealthCommand(ctx, rest, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, stdout, stderr)
+	case "users":
+		return usersCommand(ctx, rest, stdout, stderr)
+	case "tokens":
+		return tokensCommand(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "gatehouse", versionString())
 		return nil
@@ -97,6 +103,17 @@ Cookie keys kept in the store (GATEHOUSE_STORE), shared by every replica ('gateh
   gatehouse keys rotate    make a new pair that signs from now on; the older pairs still verify
   gatehouse keys drop-old  keep only the newest pair
   gatehouse keys list      the pairs: fingerprint and creation time (--json: one JSON document)
+
+Users and login tokens in the store (GATEHOUSE_STORE); USER is an IMS user id or an e-mail ('gatehouse users -h'):
+  gatehouse users list     every user: e-mail, name, groups, login tokens, last sync, disabled (--json)
+  gatehouse users show USER
+                           profile, organizations, groups with their source, login tokens
+  gatehouse users resync USER
+                           the next bearer sign-in syncs the user from IMS again
+  gatehouse users disable USER | enable USER
+                           refuse the user (403 USER_DISABLED) and revoke their tokens, or let them in again
+  gatehouse tokens revoke --user USER | --token ID
+                           revoke all of a user's login tokens, or one
 
 Technical accounts (settings: GATEHOUSE_TECH_* variables; 'gatehouse token -h' lists them):
   gatehouse cert create --out DIR [--days N] [--subject /CN=…] [--force]

@@ -214,7 +214,11 @@ func (a *app) wire(ctx context.Context) error {
 	prov, err := provision.New(provision.Config{
 		IMS: client, Store: a.store, Org: cfg.IMSOrg, Mapping: cfg.mapping,
 		SyncInterval: cfg.SyncInterval, StaleIfError: cfg.IMSStaleIfError,
-		OnSync: a.sessions.ForgetUser, Logger: log.Named("provision"),
+		// One bound for what this replica trusts from memory: a change made
+		// in the store by another replica or `gatehouse users` (a resync, a
+		// disabled user) is seen within it.
+		CacheTTL: cacheTTL(cfg.SessionCacheTTL),
+		OnSync:   a.sessions.ForgetUser, Logger: log.Named("provision"),
 	})
 	if err != nil {
 		return err

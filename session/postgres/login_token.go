@@ -12,10 +12,27 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
 )
 
+// sqlCreateToken inserts a token if its user exists and is not disabled,
+// and says which of these held, in one statement. FOR SHARE is what makes
+// the check and the insert atomic with respect to SetUserDisabled: the
+// foreign key's own lock (FOR KEY SHARE) does not conflict with an UPDATE
+// of the flag, this one does. So a disabling that comes first makes this
+// statement wait and then read the flag it wrote, and one that comes
+// second waits for this insert to commit and then deletes the token.
+const sqlCreateToken = `
+WITH u AS (SELECT id, disabled FROM users WHERE id = $2 FOR SHARE),
+ins AS (
+	INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at)
+	SELECT $1, u.id, $3, $4, $5 FROM u WHERE NOT u.disabled
+	ON CONFLICT (id) DO NOTHING RETURNING 1
+)
+SELECT (SELECT disabled FROM u), (SELECT COUNT(*) FROM ins)`
+
 // CreateLoginToken stores a new login token. It returns an error wrapping
-// session.ErrNotFound if the user does not exist, and an error if a token
-// with the same id exists, the id is empty or longer than 255 bytes, or
-// the secret hash is empty.
+// session.ErrNotFound if the user does not exist, one wrapping
+// session.ErrUserDisabled if the user is disabled, and an error if a
+// token with the same id exists, the id is empty or longer than 255
+// bytes, or the secret hash is empty.
 func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) error {
 	if t == nil {
 		return fmt.Errorf("create login token: %w: nil token", session.ErrInvalid)
@@ -32,16 +49,22 @@ func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
 	}
-	// The foreign key checks that the user exists, in the same statement.
-	tag, err := s.pool.Exec(ctx, `
-INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (id) DO NOTHING`, t.ID, t.UserID, t.SecretHash, ms(t.CreatedAt), ms(t.ExpiresAt))
+	var (
+		disabled *bool // nil: no such user
+		inserted int64
+	)
+	err := s.pool.QueryRow(ctx, sqlCreateToken, t.ID, t.UserID, t.SecretHash, ms(t.CreatedAt), ms(t.ExpiresAt)).
+		Scan(&disabled, &inserted)
 	switch {
-	case isForeignKey(err):
+	case isForeignKey(err), err == nil && disabled == nil:
+		// The lock keeps the user from being deleted before the insert,
+		// so the foreign key should not fire; if it does, it means this.
 		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
-	case tag.RowsAffected() == 0:
+	case *disabled:
+		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrUserDisabled)
+	case inserted == 0:
 		return fmt.Errorf("create login token %s: a token with this id exists", t.ID)
 	}
 	return nil

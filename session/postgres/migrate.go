@@ -55,6 +55,15 @@ CREATE TABLE settings (
 	value bytea NOT NULL
 );
 `,
+	// 2: users an administrator disabled (session/sqlite's migration 4).
+	// No trigger, unlike SQLite's: CreateLoginToken locks the user's row
+	// and checks the flag in its one statement. The index serves
+	// FindUsersByEmail, whose comparison folds ASCII letters only; the
+	// expression must stay the one asciiFold builds.
+	`
+ALTER TABLE users ADD COLUMN disabled boolean NOT NULL DEFAULT false;
+CREATE INDEX users_email_ascii_fold ON users (` + asciiFold("email") + `);
+`,
 }
 
 // migrate brings the schema up to len(migrations), one transaction per

@@ -128,6 +128,14 @@ func TestNotifiesOtherReplicas(t *testing.T) {
 			}
 			return tx.Rollback(ctx)
 		}, nil},
+		{"token for the admin cases", token("tok-2"), nil},
+		{"user disabled", func() error { _, err := a.SetUserDisabled(ctx, u, true); return err }, []session.Change{{Kind: session.ChangeUserTokens, ID: u}}},
+		{"user enabled", func() error { _, err := a.SetUserDisabled(ctx, u, false); return err }, []session.Change{{Kind: session.ChangeUser, ID: u}}},
+		{"user marked for resync", func() error { return a.MarkUserForResync(ctx, u) }, []session.Change{{Kind: session.ChangeUser, ID: u}}},
+		{"missing user marked for resync", func() error { _ = a.MarkUserForResync(ctx, "nobody@AdobeID"); return nil }, nil},
+		{"token for revocation", token("tok-3"), nil},
+		{"user's tokens revoked", func() error { _, err := a.DeleteLoginTokensOfUser(ctx, u); return err }, []session.Change{{Kind: session.ChangeUserTokens, ID: u}}},
+		{"user without tokens revoked", func() error { _, err := a.DeleteLoginTokensOfUser(ctx, u); return err }, nil},
 		{"user deleted", func() error { return a.DeleteUser(ctx, u) }, []session.Change{{Kind: session.ChangeUser, ID: u}}},
 		{"missing user deleted", func() error { return a.DeleteUser(ctx, u) }, nil},
 	}

@@ -285,6 +285,26 @@ func TestRefusesTextPostgreSQLCannotHold(t *testing.T) {
 		if _, _, err := s.GetLoginTokenWithUser(ctx, bad); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("GetLoginTokenWithUser(%q): error = %v, want ErrNotFound", bad, err)
 		}
+		// The administrator's commands: an argument that cannot have been
+		// stored finds nothing, or is refused, rather than failing in SQL.
+		if _, err := s.SetUserDisabled(ctx, bad, true); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("SetUserDisabled(%q): error = %v, want ErrNotFound", bad, err)
+		}
+		if err := s.MarkUserForResync(ctx, bad); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("MarkUserForResync(%q): error = %v, want ErrNotFound", bad, err)
+		}
+		if _, err := s.ListUsers(ctx, bad, 10); !errors.Is(err, session.ErrInvalid) {
+			t.Errorf("ListUsers(%q): error = %v, want ErrInvalid", bad, err)
+		}
+		if us, err := s.FindUsersByEmail(ctx, bad); err != nil || len(us) != 0 {
+			t.Errorf("FindUsersByEmail(%q) = %v, %v; want none", bad, us, err)
+		}
+		if ts, err := s.ListLoginTokens(ctx, bad); err != nil || len(ts) != 0 {
+			t.Errorf("ListLoginTokens(%q) = %v, %v; want none", bad, ts, err)
+		}
+		if n, err := s.DeleteLoginTokensOfUser(ctx, bad); err != nil || n != 0 {
+			t.Errorf("DeleteLoginTokensOfUser(%q) = %d, %v; want 0", bad, n, err)
+		}
 	}
 	if _, err := s.GetUser(ctx, "u"); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("a refused sync wrote the user: GetUser error = %v", err)

@@ -16,7 +16,7 @@ import (
 // userColumns select a user's profile, memberships and organizations in
 // one row: memberships as two arrays in the same (group, source) order,
 // the primary key's, so that they pair up.
-const userColumns = `u.id, u.email, u.name, u.first_name, u.last_name, u.created_at, u.updated_at, u.synced_at,
+const userColumns = `u.id, u.email, u.name, u.first_name, u.last_name, u.created_at, u.updated_at, u.synced_at, u.disabled,
 	ARRAY(SELECT m.group_name FROM memberships m WHERE m.user_id = u.id ORDER BY m.group_name, m.source),
 	ARRAY(SELECT m.source FROM memberships m WHERE m.user_id = u.id ORDER BY m.group_name, m.source),
 	ARRAY(SELECT o.org_id FROM user_orgs o WHERE o.user_id = u.id ORDER BY o.org_id)`
@@ -31,7 +31,7 @@ type userScan struct {
 
 func (us *userScan) dest() []any {
 	u := &us.u
-	return []any{&u.ID, &u.Email, &u.Name, &u.FirstName, &u.LastName, &u.CreatedAt, &u.UpdatedAt, &u.SyncedAt,
+	return []any{&u.ID, &u.Email, &u.Name, &u.FirstName, &u.LastName, &u.CreatedAt, &u.UpdatedAt, &u.SyncedAt, &u.Disabled,
 		&us.groups, &us.sources, &u.Orgs}
 }
 

@@ -50,7 +50,7 @@ func (s *Store) GetLoginTokenWithUser(ctx context.Context, id string) (*session.
 	var created, expires, uCreated, uUpdated, uSynced int64
 	err = tx.StmtContext(ctx, s.getTokenUser).QueryRowContext(ctx, id).
 		Scan(&t.UserID, &t.SecretHash, &created, &expires,
-			&u.Email, &u.Name, &u.FirstName, &u.LastName, &uCreated, &uUpdated, &uSynced)
+			&u.Email, &u.Name, &u.FirstName, &u.LastName, &uCreated, &uUpdated, &uSynced, &u.Disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = session.ErrNotFound
 	}

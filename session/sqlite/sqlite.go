@@ -130,7 +130,7 @@ const (
 	// One statement for the token and its user's profile: the join makes
 	// "token of a user who is gone" a plain no-rows.
 	sqlGetTokenUser = `SELECT t.user_id, t.secret_hash, t.created_at, t.expires_at,
-	u.email, u.name, u.first_name, u.last_name, u.created_at, u.updated_at, u.synced_at
+	u.email, u.name, u.first_name, u.last_name, u.created_at, u.updated_at, u.synced_at, u.disabled
 FROM login_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?`
 	// The foreign key on user_id checks that the user exists, in the same
 	// statement (see CreateLoginToken).
@@ -141,7 +141,7 @@ ON CONFLICT (id) DO NOTHING`
 	sqlCreateTokens   = `INSERT INTO login_tokens (id, user_id, secret_hash, created_at, expires_at) VALUES `
 	sqlExtendToken    = `UPDATE login_tokens SET expires_at = ? WHERE id = ?`
 	sqlDeleteToken    = `DELETE FROM login_tokens WHERE id = ?`
-	sqlUserProfile    = `SELECT email, name, first_name, last_name, created_at, updated_at, synced_at FROM users WHERE id = ?`
+	sqlUserProfile    = `SELECT email, name, first_name, last_name, created_at, updated_at, synced_at, disabled FROM users WHERE id = ?`
 	sqlUserMembership = `SELECT group_name, source FROM memberships WHERE user_id = ? ORDER BY group_name, source`
 	sqlUserOrgs       = `SELECT org_id FROM user_orgs WHERE user_id = ? ORDER BY org_id`
 )
@@ -221,6 +221,14 @@ func connect(ctx context.Context, db *sql.DB) error {
 func isBusy(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// isUserDisabled reports whether err is the refusal of the trigger that
+// keeps login tokens from disabled users (migration 4).
+func isUserDisabled(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_TRIGGER &&
+		strings.Contains(se.Error(), "user disabled")
 }
 
 // isForeignKey reports whether err is SQLite's foreign-key constraint

@@ -140,10 +140,10 @@ func TestMigrationDropsTokenUserIndex(t *testing.T) {
 	}
 	// Back to version 2 as it was released.
 	db := rawDB(t, path)
-	for _, q := range []string{
+	for _, q := range append(undoMigration4,
 		`CREATE INDEX login_tokens_user_id ON login_tokens (user_id)`,
 		`DELETE FROM schema_migrations WHERE version > 2`,
-	} {
+	) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -792,5 +792,85 @@ func TestCloseWithTokenWritesInFlight(t *testing.T) {
 	s2 := openFile(t, path)
 	if n, _ := s2.CountLoginTokens(ctx); n != ok.Load() {
 		t.Errorf("%d tokens on disk after Close, want the %d that were acknowledged", n, ok.Load())
+	}
+}
+
+// undoMigration4 takes a database back to the schema of version 3.
+var undoMigration4 = []string{
+	`DROP TRIGGER login_tokens_user_enabled`,
+	`ALTER TABLE users DROP COLUMN disabled`,
+	`DELETE FROM schema_migrations WHERE version > 3`,
+}
+
+// TestMigrationAddsDisabled upgrades a version-3 database with a user and
+// a token: the user is not disabled, the token stays, and the new trigger
+// refuses a token once the user is disabled.
+func TestMigrationAddsDisabled(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s := openFile(t, path)
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, []string{"g"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	tok := &session.LoginToken{ID: "tok-v3", UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateLoginToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	for _, q := range undoMigration4 {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s = openFile(t, path)
+	defer s.Close()
+	if v := appliedVersions(t, path); len(v) != len(migrations) {
+		t.Errorf("schema_migrations versions = %v, want %d of them", v, len(migrations))
+	}
+	u, err := s.GetUser(ctx, "u1")
+	if err != nil || u.Disabled || len(u.Memberships) != 1 {
+		t.Fatalf("user after migrating = %+v, %v; want it enabled, with its group", u, err)
+	}
+	if _, _, err := s.GetLoginTokenWithUser(ctx, tok.ID); err != nil {
+		t.Fatalf("token after migrating: %v", err)
+	}
+	if _, err := s.SetUserDisabled(ctx, "u1", true); err != nil {
+		t.Fatal(err)
+	}
+	late := &session.LoginToken{ID: "tok-late", UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateLoginToken(ctx, late); !errors.Is(err, session.ErrUserDisabled) {
+		t.Errorf("CreateLoginToken for the disabled user: %v, want ErrUserDisabled", err)
+	}
+}
+
+// TestTokenOfDisabledUser: a token that escaped the revocation (the flag
+// set behind the store's back, as a restored backup could) is read with
+// its user's Disabled flag, which the manager's cold path refuses on.
+func TestTokenOfDisabledUser(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s := openFile(t, path)
+	if _, err := s.SyncUser(ctx, session.Profile{ID: "u1"}, nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	tok := &session.LoginToken{ID: "tok-1", UserID: "u1", SecretHash: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateLoginToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, disabled := range []bool{true, false} {
+		if _, err := rawDB(t, path).Exec(`UPDATE users SET disabled = ? WHERE id = 'u1'`, disabled); err != nil {
+			t.Fatal(err)
+		}
+		_, u, err := s.GetLoginTokenWithUser(ctx, tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Disabled != disabled {
+			t.Errorf("flag set to %t: GetLoginTokenWithUser's user has Disabled = %t", disabled, u.Disabled)
+		}
 	}
 }

@@ -125,7 +125,7 @@ func (w *tokenWriter) run() {
 // write stores a batch and tells each caller its outcome. The usual batch
 // is written by one multi-row INSERT, its own transaction: BEGIN, COMMIT
 // and a statement per row cost more than the rows themselves. When that
-// statement fails (a row for an unknown user or with a taken id, and then
+// statement fails (a row for an unknown or disabled user or with a taken id, and then
 // SQLite has undone the whole statement), the batch is written again row
 // by row in one transaction, each row with its own outcome; if that
 // commit fails, every row of the batch failed.
@@ -210,6 +210,9 @@ func insertToken(ctx context.Context, stmt *sql.Stmt, t *session.LoginToken) err
 	r, err := stmt.ExecContext(ctx, t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
 	if isForeignKey(err) {
 		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
+	}
+	if isUserDisabled(err) {
+		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrUserDisabled)
 	}
 	if err != nil {
 		return fmt.Errorf("create login token %s: %w", t.ID, err)

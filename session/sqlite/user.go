@@ -39,7 +39,7 @@ func getUser(ctx context.Context, tx *sql.Tx, us *userStmts, id string) (*sessio
 	u := &session.User{ID: id}
 	var created, updated, synced int64
 	err := tx.StmtContext(ctx, us.profile).QueryRowContext(ctx, id).
-		Scan(&u.Email, &u.Name, &u.FirstName, &u.LastName, &created, &updated, &synced)
+		Scan(&u.Email, &u.Name, &u.FirstName, &u.LastName, &created, &updated, &synced, &u.Disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, session.ErrNotFound
 	}
