@@ -1,0 +1,137 @@
+package test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// answerBound is how long any answer may take while PostgreSQL is down:
+// nothing may wait for the server to come back.
+const answerBound = 5 * time.Second
+
+// TestPostgresDown stops the PostgreSQL server (a private one) under two
+// replicas and starts it again. While it is down: readiness turns 503,
+// cookies the replicas cached keep working, new sign-ins and a cookie no
+// replica cached get 503 STORE_UNAVAILABLE with Retry-After, and nothing
+// waits long. Once it is back, both replicas recover without a restart:
+// ready again, signing in, listening for changes again, and every user
+// and login token written before the outage is still there.
+func TestPostgresDown(t *testing.T) {
+	t.Parallel()
+	pg := newPGServer(t)
+	w := newWorld(t)
+	env := map[string]string{"STORE": pg.URL, "COOKIE_KEYS": unset, "SESSION_CACHE_TTL": "5m"}
+	a, b := w.start(t, env), w.start(t, env)
+	replicas := []*proc{a, b}
+	const listening = "listening for change notifications; session cache emptied, since changes made meanwhile are unknown"
+	for _, p := range replicas {
+		waitLogged(t, p, listening, 1)
+	}
+
+	// Alice's cookie is cached on both; Bob's is on none (issuing a token
+	// does not cache it).
+	r := a.do(t, request{path: whoami, bearer: w.mint(t, alice, clientID)})
+	wantUser(t, r, alice)
+	warm := r.newCookie(t).value
+	for _, p := range replicas {
+		wantUser(t, p.do(t, request{path: whoami, cookie: warm}), alice)
+	}
+	r = b.do(t, request{path: whoami, bearer: w.mint(t, bob, clientID)})
+	wantUser(t, r, bob)
+	cold := r.newCookie(t).value
+	carol := newBurstUser(w.ims.Emulator, 0)
+
+	stopped := time.Now()
+	pg.stop(t)
+	t.Logf("PostgreSQL stopped in %s", time.Since(stopped).Round(time.Millisecond))
+	bounded := func(t *testing.T, p *proc, req request) *response {
+		t.Helper()
+		r := p.do(t, req)
+		if r.took > answerBound {
+			t.Errorf("%s took %s with PostgreSQL down, want under %s", req.path, r.took.Round(time.Millisecond), answerBound)
+		}
+		return r
+	}
+	for _, p := range replicas {
+		for {
+			r := bounded(t, p, request{path: "/gatehouse/readyz"})
+			if r.status == http.StatusServiceUnavailable {
+				break
+			}
+			wantStatus(t, r, http.StatusOK)
+			if time.Since(stopped) > 15*time.Second {
+				t.Fatal("readiness still 200 15s after PostgreSQL stopped")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("readiness 503 on both replicas %s after PostgreSQL stopped", time.Since(stopped).Round(time.Millisecond))
+
+	// At once, and again once the listeners' reconnection backoff has
+	// grown.
+	for _, round := range []struct {
+		name  string
+		after time.Duration
+	}{{"at once", 0}, {"4s down", 4 * time.Second}} {
+		t.Run(round.name, func(t *testing.T) {
+			sleepUntil(t, stopped.Add(round.after), 10*time.Second)
+			for _, p := range replicas {
+				wantStatus(t, bounded(t, p, request{path: "/gatehouse/readyz"}), http.StatusServiceUnavailable)
+				wantUser(t, bounded(t, p, request{path: whoami, cookie: warm}), alice)
+			}
+			for _, tc := range []struct {
+				name string
+				p    *proc
+				req  request
+			}{
+				{"new user's bearer", a, request{path: whoami, bearer: w.mint(t, carol, clientID)}},
+				{"known user's new bearer", b, request{path: whoami, bearer: w.mint(t, alice, clientID2)}},
+				{"cookie not cached", a, request{path: whoami, cookie: cold}},
+			} {
+				r := bounded(t, tc.p, tc.req)
+				wantAuthError(t, r, http.StatusServiceUnavailable, "", "STORE_UNAVAILABLE")
+				if r.header.Get("Retry-After") == "" {
+					t.Errorf("%s: 503 without Retry-After", tc.name)
+				}
+				r.wantNoNewCookie(t)
+			}
+		})
+	}
+
+	restarted := time.Now()
+	pg.start(t)
+	for _, p := range replicas {
+		p.waitReady(t)
+	}
+	t.Logf("readiness 200 on both replicas %s after PostgreSQL was started again", time.Since(restarted).Round(time.Millisecond))
+	for _, p := range replicas {
+		waitLogged(t, p, listening, 2)
+	}
+	const lost = "change notifications lost; reconnecting, and until then cached sessions are trusted for GATEHOUSE_SESSION_CACHE_TTL as without them"
+	for _, p := range replicas {
+		waitLogged(t, p, lost, 1) // once per outage, not once per attempt
+		if n := countLogged(t, p, lost); n != 1 {
+			t.Errorf("%q logged %d times in one outage, want 1", lost, n)
+		}
+	}
+	t.Logf("both replicas listening for changes again %s after PostgreSQL was started again", time.Since(restarted).Round(time.Millisecond))
+
+	// Nothing written before the outage is lost: both cookies work on
+	// both replicas (their caches were emptied on reconnecting, so this
+	// reads the store), and Carol signs in.
+	for _, p := range replicas {
+		wantUser(t, p.do(t, request{path: whoami, cookie: warm}), alice)
+		wantUser(t, p.do(t, request{path: whoami, cookie: cold}), bob)
+	}
+	r = a.do(t, request{path: whoami, bearer: w.mint(t, carol, clientID)})
+	wantUser(t, r, carol)
+	// And change notifications flow again: a logout on B reaches A.
+	fresh := r.newCookie(t).value
+	wantUser(t, a.do(t, request{path: whoami, cookie: fresh}), carol)
+	loggingOut := time.Now()
+	wantStatus(t, b.do(t, request{method: http.MethodPost, path: "/gatehouse/logout", cookie: fresh}), http.StatusOK)
+	refusals, last := refusedEverywhere(t, []*proc{a}, fresh, loggingOut)
+	wantAuthError(t, refusals[0], http.StatusUnauthorized, "invalid_token", "INVALID_TOKEN")
+	t.Logf("after the outage, a logout on B refused by A within %s (session cache TTL 5m)", last.Round(time.Millisecond))
+}
