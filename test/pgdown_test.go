@@ -6,9 +6,11 @@ import (
 	"time"
 )
 
-// answerBound is how long any answer may take while PostgreSQL is down:
-// nothing may wait for the server to come back.
-const answerBound = 5 * time.Second
+// answerBound is how long any answer may take while PostgreSQL is down
+// or frozen: nothing may wait for the server to come back. (A frozen
+// server costs a sign-in the store's operation timeout, 5 s; the test
+// client gives up after 15 s.)
+const answerBound = 10 * time.Second
 
 // TestPostgresDown stops the PostgreSQL server (a private one) under two
 // replicas and starts it again. While it is down: readiness turns 503,
@@ -134,4 +136,50 @@ func TestPostgresDown(t *testing.T) {
 	refusals, last := refusedEverywhere(t, []*proc{a}, fresh, loggingOut)
 	wantAuthError(t, refusals[0], http.StatusUnauthorized, "invalid_token", "INVALID_TOKEN")
 	t.Logf("after the outage, a logout on B refused by A within %s (session cache TTL 5m)", last.Round(time.Millisecond))
+}
+
+// TestPostgresUnresponsive freezes the PostgreSQL server (SIGSTOP: it
+// accepts connections and answers nothing, as a hung host or a dropped
+// network would) under a replica: no request may wait on it for long.
+// Readiness turns 503, a cached cookie works, a sign-in gets 503
+// STORE_UNAVAILABLE; thawed, the replica recovers without a restart.
+func TestPostgresUnresponsive(t *testing.T) {
+	t.Parallel()
+	pg := newPGServer(t)
+	w := newWorld(t)
+	p := w.start(t, map[string]string{"STORE": pg.URL, "COOKIE_KEYS": unset, "SESSION_CACHE_TTL": "5m"})
+	r := p.do(t, request{path: whoami, bearer: w.mint(t, alice, clientID)})
+	wantUser(t, r, alice)
+	warm := r.newCookie(t).value
+	wantUser(t, p.do(t, request{path: whoami, cookie: warm}), alice)
+
+	pg.freeze(t)
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			pg.thaw(t)
+		}
+	}
+	t.Cleanup(thaw) // before the replica stops
+	bounded := func(req request) *response {
+		t.Helper()
+		r := p.do(t, req)
+		t.Logf("%s: %d in %s", req.path, r.status, r.took.Round(time.Millisecond))
+		if r.took > answerBound {
+			t.Errorf("%s took %s with PostgreSQL frozen, want under %s", req.path, r.took.Round(time.Millisecond), answerBound)
+		}
+		return r
+	}
+	wantStatus(t, bounded(request{path: "/gatehouse/readyz"}), http.StatusServiceUnavailable)
+	wantUser(t, bounded(request{path: whoami, cookie: warm}), alice)
+	r = bounded(request{path: whoami, bearer: w.mint(t, bob, clientID)})
+	wantAuthError(t, r, http.StatusServiceUnavailable, "", "STORE_UNAVAILABLE")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+
+	thaw()
+	p.waitReady(t)
+	wantUser(t, p.do(t, request{path: whoami, bearer: w.mint(t, bob, clientID)}), bob)
 }

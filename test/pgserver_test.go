@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -114,12 +115,10 @@ func (s *pgServer) data() string { return filepath.Join(s.dir, "data") }
 
 func (s *pgServer) setCred(cmd *exec.Cmd) {
 	setDeathSignal(cmd)
-	if s.cred != nil {
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.Credential = s.cred
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
+	cmd.SysProcAttr.Credential = s.cred
 }
 
 // start runs the server on its data directory and port, and waits until
@@ -161,6 +160,7 @@ func (s *pgServer) start(t *testing.T) {
 // clients are disconnected, the data is checkpointed) and waits for it.
 func (s *pgServer) stop(t *testing.T) {
 	t.Helper()
+	s.signalAll(syscall.SIGCONT) // in case it is frozen
 	_ = s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.done:
@@ -170,4 +170,44 @@ func (s *pgServer) stop(t *testing.T) {
 		t.Errorf("postgres did not stop within 30s of SIGINT; its output:\n%s", s.out)
 	}
 	s.cmd = nil
+}
+
+// freeze stops (SIGSTOP) the server and its backends, as a host that
+// hangs or a network that drops packets would look to its clients:
+// connections are accepted by the kernel, and nothing answers. thaw
+// undoes it.
+func (s *pgServer) freeze(t *testing.T) { s.signalGroup(t, syscall.SIGSTOP) }
+
+func (s *pgServer) thaw(t *testing.T) { s.signalGroup(t, syscall.SIGCONT) }
+
+func (s *pgServer) signalGroup(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.signalAll(sig); err != nil {
+		t.Fatalf("signal %v to postgres: %v", sig, err)
+	}
+}
+
+// signalAll sends sig to the postmaster and its children, which it finds
+// in /proc (each runs in a process group of its own).
+func (s *pgServer) signalAll(sig syscall.Signal) error {
+	pid := s.cmd.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		return err
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+		var state string
+		var ppid int
+		if _, err := fmt.Sscan(rest, &state, &ppid); err == nil && ppid == pid {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			_ = syscall.Kill(child, sig)
+		}
+	}
+	return nil
 }
