@@ -101,6 +101,17 @@ func TestPostgresDown(t *testing.T) {
 		})
 	}
 
+	// A logout cannot be recorded: the client is told so (503, and its
+	// cookie is not cleared), and the replica honours it all the same,
+	// while the other still serves the cookie from its cache.
+	r = bounded(t, b, request{method: http.MethodPost, path: "/gatehouse/logout", cookie: warm})
+	wantAuthError(t, r, http.StatusServiceUnavailable, "", "STORE_UNAVAILABLE")
+	if len(r.loginCookies()) != 0 || r.header.Get("Retry-After") == "" {
+		t.Errorf("logout: Set-Cookie %q, Retry-After %q; want none, and one", r.header.Values("Set-Cookie"), r.header.Get("Retry-After"))
+	}
+	wantAuthError(t, bounded(t, b, request{path: whoami, cookie: warm}), http.StatusServiceUnavailable, "", "STORE_UNAVAILABLE")
+	wantUser(t, bounded(t, a, request{path: whoami, cookie: warm}), alice)
+
 	restarted := time.Now()
 	pg.start(t)
 	for _, p := range replicas {
@@ -121,7 +132,7 @@ func TestPostgresDown(t *testing.T) {
 
 	// Nothing written before the outage is lost: both cookies work on
 	// both replicas (their caches were emptied on reconnecting, so this
-	// reads the store), and Carol signs in.
+	// reads the store; the logout was never recorded), and Carol signs in.
 	for _, p := range replicas {
 		wantUser(t, p.do(t, request{path: whoami, cookie: warm}), alice)
 		wantUser(t, p.do(t, request{path: whoami, cookie: cold}), bob)
@@ -141,8 +152,8 @@ func TestPostgresDown(t *testing.T) {
 // TestPostgresUnresponsive freezes the PostgreSQL server (SIGSTOP: it
 // accepts connections and answers nothing, as a hung host or a dropped
 // network would) under a replica: no request may wait on it for long.
-// Readiness turns 503, a cached cookie works, a sign-in gets 503
-// STORE_UNAVAILABLE; thawed, the replica recovers without a restart.
+// Readiness turns 503, a cached cookie works, a sign-in and a cookie not
+// cached get 503 STORE_UNAVAILABLE; thawed, the replica recovers without a restart.
 func TestPostgresUnresponsive(t *testing.T) {
 	t.Parallel()
 	pg := newPGServer(t)
@@ -152,6 +163,9 @@ func TestPostgresUnresponsive(t *testing.T) {
 	wantUser(t, r, alice)
 	warm := r.newCookie(t).value
 	wantUser(t, p.do(t, request{path: whoami, cookie: warm}), alice)
+	r = p.do(t, request{path: whoami, bearer: w.mint(t, bob, clientID2)})
+	wantUser(t, r, bob)
+	cold := r.newCookie(t).value // issued, not cached
 
 	pg.freeze(t)
 	thawed := false
@@ -173,13 +187,19 @@ func TestPostgresUnresponsive(t *testing.T) {
 	}
 	wantStatus(t, bounded(request{path: "/gatehouse/readyz"}), http.StatusServiceUnavailable)
 	wantUser(t, bounded(request{path: whoami, cookie: warm}), alice)
-	r = bounded(request{path: whoami, bearer: w.mint(t, bob, clientID)})
-	wantAuthError(t, r, http.StatusServiceUnavailable, "", "STORE_UNAVAILABLE")
-	if r.header.Get("Retry-After") == "" {
-		t.Error("503 without Retry-After")
+	for _, req := range []request{
+		{path: whoami, bearer: w.mint(t, bob, clientID)},
+		{path: whoami, cookie: cold},
+	} {
+		r := bounded(req)
+		wantAuthError(t, r, http.StatusServiceUnavailable, "", "STORE_UNAVAILABLE")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
 	}
 
 	thaw()
 	p.waitReady(t)
 	wantUser(t, p.do(t, request{path: whoami, bearer: w.mint(t, bob, clientID)}), bob)
+	wantUser(t, p.do(t, request{path: whoami, cookie: cold}), bob)
 }
