@@ -195,6 +195,11 @@ type loadCall struct {
 	done chan struct{}
 	e    *cacheEntry
 	err  error
+	// cancelled: the leader's own request ended (gone, or past its
+	// deadline) during the read. Its error then says nothing about the
+	// store, and the others read for themselves; a store that timed out
+	// on its own, though, would time out again for each of them.
+	cancelled bool
 }
 
 // Validated is a successfully validated login token.
@@ -727,8 +732,7 @@ func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if c.err == nil || ctx.Err() != nil ||
-			!(errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
+		if c.err == nil || ctx.Err() != nil || !c.cancelled {
 			return c.e, c.err
 		}
 		// The leader's request was cancelled; ours was not: read ourselves.
@@ -751,6 +755,7 @@ func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
 		close(c.done)
 	}()
 	c.e, c.err = m.loadUncached(ctx, id)
+	c.cancelled = c.err != nil && ctx.Err() != nil
 	return c.e, c.err
 }
 

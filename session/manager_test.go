@@ -1024,42 +1024,48 @@ func TestCache(t *testing.T) {
 		}
 	})
 
-	t.Run("concurrent cold validations share one read", func(t *testing.T) {
-		f := newFixture(t, ManagerConfig{})
-		c, _ := f.issue(t, f.alice)
-		entered := make(chan struct{})
-		release := make(chan struct{})
-		var once sync.Once
-		f.st.setHook(func(ctx context.Context, m string) error {
-			if m == "GetLoginTokenWithUser" {
+	// Concurrent cold validations of one token share one store read,
+	// whether it succeeds or the store times out on its own (postgres
+	// bounds each operation): a request of theirs that was not the
+	// leader's would only wait as long again.
+	for _, tc := range []struct {
+		name    string
+		n       int
+		err     error // the read's
+		wantErr error
+	}{
+		{"concurrent cold validations share one read", 16, nil, nil},
+		{"a store that times out is asked once", 8, fmt.Errorf("read login token: %w", context.DeadlineExceeded), context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, ManagerConfig{})
+			c, _ := f.issue(t, f.alice)
+			entered := make(chan struct{})
+			release := make(chan struct{})
+			var once sync.Once
+			f.st.setHook(func(ctx context.Context, m string) error {
+				if m != "GetLoginTokenWithUser" {
+					return nil
+				}
 				once.Do(func() { close(entered) })
 				select {
 				case <-release:
 				case <-ctx.Done():
 				}
+				return tc.err
+			})
+			errs := validateTogether(ctx, f.m, c.Value, tc.n, entered)
+			close(release)
+			for range tc.n {
+				if err := <-errs; !errors.Is(err, tc.wantErr) { // for nil: err == nil
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
 			}
-			return nil
+			if got := f.st.calls("GetLoginTokenWithUser"); got != 1 {
+				t.Errorf("%d concurrent cold validations made %d token reads, want 1", tc.n, got)
+			}
 		})
-		const n = 16
-		errs := make(chan error, n)
-		go func() { _, err := f.m.Validate(ctx, c.Value); errs <- err }()
-		<-entered
-		for range n - 1 {
-			go func() { _, err := f.m.Validate(ctx, c.Value); errs <- err }()
-		}
-		// Let the others join the read under way. One that is late finds
-		// the token cached instead, so this does not make the test flaky.
-		time.Sleep(50 * time.Millisecond)
-		close(release)
-		for range n {
-			if err := <-errs; err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := f.st.calls("GetLoginTokenWithUser"); got != 1 {
-			t.Errorf("%d concurrent cold validations made %d token reads, want 1", n, got)
-		}
-	})
+	}
 
 	t.Run("a cancelled leader does not fail the others", func(t *testing.T) {
 		f := newFixture(t, ManagerConfig{})
@@ -1097,6 +1103,23 @@ func TestCache(t *testing.T) {
 			t.Errorf("follower: %v", err)
 		}
 	})
+}
+
+// validateTogether validates value n times at once: first one, then,
+// once entered is closed (that one is in the store), the others, and
+// gives them 50 ms to join the read under way. (One that is late finds
+// the token cached instead, so this does not make a test flaky.) It
+// returns the channel of their n errors.
+func validateTogether(ctx context.Context, m *Manager, value string, n int, entered <-chan struct{}) <-chan error {
+	errs := make(chan error, n)
+	validate := func() { _, err := m.Validate(ctx, value); errs <- err }
+	go validate()
+	<-entered
+	for range n - 1 {
+		go validate()
+	}
+	time.Sleep(50 * time.Millisecond)
+	return errs
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {

@@ -43,26 +43,11 @@ func TestRevocationSpreads(t *testing.T) {
 		}
 		return cookie
 	}
-	// refusedEverywhere polls every replica every 20 ms until each has
-	// refused the cookie with reason, and returns how long after since
-	// the last refusal came.
 	refusedEverywhere := func(cookie *setCookie, since time.Time, reason string) time.Duration {
 		t.Helper()
-		var last time.Duration
-		for _, p := range replicas {
-			for {
-				r := p.do(t, request{path: whoami, cookie: cookie.value})
-				if r.status == http.StatusUnauthorized {
-					wantAuthError(t, r, http.StatusUnauthorized, "invalid_token", reason)
-					last = time.Since(since)
-					break
-				}
-				wantStatus(t, r, http.StatusOK)
-				if time.Since(since) > 5*time.Second {
-					t.Fatalf("a replica still accepts the cookie %s later", time.Since(since).Round(time.Millisecond))
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+		refusals, last := refusedEverywhere(t, replicas, cookie.value, since)
+		for _, r := range refusals {
+			wantAuthError(t, r, http.StatusUnauthorized, "invalid_token", reason)
 		}
 		return last
 	}
@@ -141,17 +126,39 @@ func TestRevocationSpreads(t *testing.T) {
 		refusedEverywhere(old, dropped, "INVALID_TOKEN").Round(time.Millisecond))
 }
 
+// refusedEverywhere polls every replica every 20 ms until each has
+// refused the cookie (answered anything but 200),
+// at most 5 s after since. It returns the refusals, one per replica, and
+// how long after since the last came.
+func refusedEverywhere(t *testing.T, replicas []*proc, cookie string, since time.Time) ([]*response, time.Duration) {
+	t.Helper()
+	var (
+		refusals []*response
+		last     time.Duration
+	)
+	for _, p := range replicas {
+		for {
+			r := p.do(t, request{path: whoami, cookie: cookie})
+			if r.status != http.StatusOK {
+				refusals = append(refusals, r)
+				last = time.Since(since)
+				break
+			}
+			if time.Since(since) > 5*time.Second {
+				t.Fatalf("a replica still accepts the cookie %s later", time.Since(since).Round(time.Millisecond))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return refusals, last
+}
+
 // waitLogged waits until p has logged msg n times, at most 10 s.
 func waitLogged(t *testing.T, p *proc, msg string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		seen := 0
-		for _, l := range p.logs.lines(t) {
-			if l.str("msg") == msg {
-				seen++
-			}
-		}
+		seen := countLogged(t, p, msg)
 		if seen >= n {
 			return
 		}
@@ -160,4 +167,16 @@ func waitLogged(t *testing.T, p *proc, msg string, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// countLogged is how many times p has logged msg so far.
+func countLogged(t *testing.T, p *proc, msg string) int {
+	t.Helper()
+	n := 0
+	for _, l := range p.logs.lines(t) {
+		if l.str("msg") == msg {
+			n++
+		}
+	}
+	return n
 }

@@ -20,6 +20,8 @@ import (
 // COLLATE "C"). An afterID PostgreSQL's text cannot hold is ErrInvalid:
 // no stored id can be compared with it.
 func (s *Store) ListUsers(ctx context.Context, afterID string, limit int) ([]session.UserSummary, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if limit < 1 || limit > session.MaxListUsers {
 		return nil, fmt.Errorf("list users: %w: limit %d is not within 1..%d", session.ErrInvalid, limit, session.MaxListUsers)
 	}
@@ -63,6 +65,8 @@ var sqlFindByEmail = `SELECT ` + userColumns + ` FROM users u WHERE ` + asciiFol
 // FindUsersByEmail returns the users with the e-mail address, ASCII case
 // ignored, sorted by id.
 func (s *Store) FindUsersByEmail(ctx context.Context, email string) ([]*session.User, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	out := []*session.User{}
 	if email == "" || !storable(email) {
 		return out, nil // cannot have been stored
@@ -103,6 +107,8 @@ func foldASCII(s string) string {
 // (see sqlCreateToken), and only a statement begun after that wait sees
 // the token it committed.
 func (s *Store) SetUserDisabled(ctx context.Context, userID string, disabled bool) (int64, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if input.CheckID("user id", userID) != nil || !storable(userID) {
 		return 0, fmt.Errorf("set user %s disabled: %w", input.Clip(userID), session.ErrNotFound)
 	}
@@ -144,6 +150,8 @@ var resyncEpoch = time.Unix(0, 0).UTC()
 
 // MarkUserForResync makes the user's last sync the Unix epoch.
 func (s *Store) MarkUserForResync(ctx context.Context, userID string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if input.CheckID("user id", userID) != nil || !storable(userID) {
 		return fmt.Errorf("mark user %s for resync: %w", input.Clip(userID), session.ErrNotFound)
 	}
@@ -163,6 +171,8 @@ SELECT pg_notify($4, $3) FROM u`, userID, resyncEpoch, payload(kindUser, userID)
 
 // ListLoginTokens returns the user's tokens without their secret hashes.
 func (s *Store) ListLoginTokens(ctx context.Context, userID string) ([]*session.LoginToken, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	out := []*session.LoginToken{}
 	if !storable(userID) {
 		return out, nil
@@ -185,6 +195,8 @@ func (s *Store) ListLoginTokens(ctx context.Context, userID string) ([]*session.
 
 // DeleteLoginTokensOfUser deletes the user's tokens and says how many.
 func (s *Store) DeleteLoginTokensOfUser(ctx context.Context, userID string) (int64, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !storable(userID) {
 		return 0, nil
 	}

@@ -34,6 +34,8 @@ SELECT (SELECT disabled FROM u), (SELECT COUNT(*) FROM ins)`
 // token with the same id exists, the id is empty or longer than 255
 // bytes, or the secret hash is empty.
 func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if t == nil {
 		return fmt.Errorf("create login token: %w: nil token", session.ErrInvalid)
 	}
@@ -80,6 +82,8 @@ FROM login_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1`
 // not, with its user, memberships and organizations, read by one
 // statement; or an error wrapping session.ErrNotFound.
 func (s *Store) GetLoginTokenWithUser(ctx context.Context, id string) (*session.LoginToken, *session.User, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if input.CheckID("token id", id) != nil || !storable(id) {
 		return nil, nil, fmt.Errorf("get login token %s: %w", input.Clip(id), session.ErrNotFound)
 	}
@@ -105,6 +109,8 @@ func (s *Store) GetLoginTokenWithUser(ctx context.Context, id string) (*session.
 // ExtendLoginToken sets a token's expiry, or returns an error wrapping
 // session.ErrNotFound if the token does not exist.
 func (s *Store) ExtendLoginToken(ctx context.Context, id string, expiresAt time.Time) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !storable(id) {
 		return fmt.Errorf("extend login token %s: %w", input.Clip(id), session.ErrNotFound)
 	}
@@ -120,6 +126,8 @@ func (s *Store) ExtendLoginToken(ctx context.Context, id string, expiresAt time.
 
 // DeleteLoginToken removes a token; removing a missing one is not an error.
 func (s *Store) DeleteLoginToken(ctx context.Context, id string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !storable(id) {
 		return nil // cannot have been stored
 	}
@@ -144,6 +152,8 @@ const purgeLock = "gatehouse.purge."
 // purging will have removed what this one would have. Expired tokens are
 // refused whether purged or not, so nobody is notified.
 func (s *Store) DeleteExpiredLoginTokens(ctx context.Context, now time.Time) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
 	tag, err := s.pool.Exec(ctx, `
 WITH l AS (SELECT pg_try_advisory_xact_lock(hashtextextended($2 || current_schema(), 0)) AS got)
 DELETE FROM login_tokens WHERE expires_at <= $1 AND (SELECT got FROM l)`, ms(now), purgeLock)
@@ -156,6 +166,8 @@ DELETE FROM login_tokens WHERE expires_at <= $1 AND (SELECT got FROM l)`, ms(now
 // CountLoginTokens returns how many login tokens are stored. (Not part of
 // session.Store: for tests and operators.)
 func (s *Store) CountLoginTokens(ctx context.Context) (int64, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	var n int64
 	if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM login_tokens`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count login tokens: %w", err)
@@ -169,6 +181,8 @@ func (s *Store) CountLoginTokens(ctx context.Context) (int64, error) {
 // every one of them returns its value. It rejects an empty key or one
 // longer than 255 bytes.
 func (s *Store) GetOrCreateSetting(ctx context.Context, key string, value []byte) ([]byte, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if err := errors.Join(input.CheckID("setting key", key), checkText("setting key", key)); err != nil {
 		return nil, fmt.Errorf("get or create setting %s: %w", input.Clip(key), err)
 	}

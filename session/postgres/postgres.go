@@ -31,6 +31,23 @@ import (
 // connect_timeout says otherwise.
 const defaultConnectTimeout = 10 * time.Second
 
+// opTimeout bounds each operation of the store, so that a server that
+// accepts connections and answers nothing (hung, or cut off by the
+// network without a reset) fails a request within seconds instead of
+// holding it until the client gives up: Gatehouse answers 503 with
+// Retry-After, and cached sessions keep working. A healthy server answers
+// these small statements in milliseconds, even under load.
+const opTimeout = 5 * time.Second
+
+// purgeTimeout bounds DeleteExpiredLoginTokens, which nothing waits for
+// and which may have many rows to delete.
+const purgeTimeout = time.Minute
+
+// bound is ctx limited to opTimeout.
+func bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, opTimeout)
+}
+
 // Store is a session.Store on a PostgreSQL database. It is safe for
 // concurrent use, also by several processes sharing the database.
 type Store struct {
@@ -133,6 +150,8 @@ func redacted(err error, secrets []string) error {
 
 // Ping checks that the database can be reached.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("ping session store: %w", err)
 	}

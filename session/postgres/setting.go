@@ -16,6 +16,8 @@ import (
 // session.ErrInvalid; one PostgreSQL text cannot hold (NUL, invalid
 // UTF-8) cannot have been stored, so it is not found.
 func (s *Store) GetSetting(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if err := input.CheckID("setting key", key); err != nil {
 		return nil, fmt.Errorf("get setting %s: %w", input.Clip(key), err)
 	}
@@ -44,6 +46,8 @@ func (s *Store) GetSetting(ctx context.Context, key string) ([]byte, error) {
 // replicas swapping from the same old value exactly one wins. A missing
 // key is session.ErrNotFound (a swap never creates it).
 func (s *Store) CompareAndSwapSetting(ctx context.Context, key string, old, value []byte) (bool, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if err := input.CheckID("setting key", key); err != nil {
 		return false, fmt.Errorf("swap setting %s: %w", input.Clip(key), err)
 	}

@@ -56,6 +56,8 @@ func (us *userScan) user() (*session.User, error) {
 // GetUser returns the user with the given IMS id and all memberships, or
 // an error wrapping session.ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (*session.User, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if input.CheckID("user id", id) != nil || !storable(id) {
 		return nil, fmt.Errorf("get user %s: %w", input.Clip(id), session.ErrNotFound)
 	}
@@ -90,6 +92,8 @@ func getUser(ctx context.Context, q querier, id string) (*session.User, error) {
 // last to commit decides. It rejects what session/sqlite rejects, and
 // text PostgreSQL cannot hold (invalid UTF-8, NUL), writing nothing.
 func (s *Store) SyncUser(ctx context.Context, p session.Profile, imsGroups []string, now time.Time) (*session.SyncResult, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if err := input.CheckID("user id", p.ID); err != nil {
 		return nil, fmt.Errorf("sync user %s: %w", input.Clip(p.ID), err)
 	}
@@ -214,6 +218,8 @@ SELECT $1, g, $3 FROM unnest($2::text[]) AS g ON CONFLICT DO NOTHING`, p.ID, res
 // not exist, and rejects an empty or over-long group or source. (Not part
 // of session.Store: nothing in a request grants memberships.)
 func (s *Store) AddMembership(ctx context.Context, userID, group, source string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	for _, err := range []error{input.CheckName("group", group), input.CheckName("source", source), checkText("group or source", group, source)} {
 		if err != nil {
 			return fmt.Errorf("add membership of %s: %w", input.Clip(userID), err)
@@ -237,6 +243,8 @@ ON CONFLICT (user_id, group_name, source) DO NOTHING`, userID, group, source)
 // RemoveMembership revokes one membership; revoking a missing one is not
 // an error.
 func (s *Store) RemoveMembership(ctx context.Context, userID, group, source string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !storable(userID) || !storable(group) || !storable(source) {
 		return nil // cannot have been stored
 	}
@@ -252,6 +260,8 @@ func (s *Store) RemoveMembership(ctx context.Context, userID, group, source stri
 // memberships, organizations and login tokens. Removing a missing user is
 // not an error.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	if !storable(id) {
 		return nil
 	}
