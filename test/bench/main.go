@@ -65,6 +65,7 @@ type options struct {
 	coldUsers   int
 	coldLookups int
 	coldWorkers int
+	coldRounds  int
 	spread      int
 }
 
@@ -114,7 +115,8 @@ func main() {
 	flag.StringVar(&o.postgresURL, "postgres-url", defaultPostgresURL(), "PostgreSQL server for -store postgres, -cold-tokens and -spread; a role that may create schemas (default: $"+postgresURLEnv+", else the local server)")
 	flag.IntVar(&o.coldTokens, "cold-tokens", 0, "fill each -store with this many login tokens (e.g. 1000000) and time a cold cookie's store lookup, GetLoginTokenWithUser, on random ones; 0: skip")
 	flag.IntVar(&o.coldUsers, "cold-users", 1000, "users the -cold-tokens tokens belong to")
-	flag.IntVar(&o.coldLookups, "cold-lookups", 20000, "cold lookups timed per store")
+	flag.IntVar(&o.coldLookups, "cold-lookups", 20000, "cold lookups timed per round and store")
+	flag.IntVar(&o.coldRounds, "cold-rounds", 3, "rounds of cold lookups per store; the report gives the medians of their percentiles")
 	flag.IntVar(&o.coldWorkers, "cold-goroutines", 4, "goroutines doing the cold lookups")
 	flag.IntVar(&o.spread, "spread", 0, "revocations to time across three gatehouse replicas on one PostgreSQL schema (logout on one, until the others refuse the cookie), e.g. 100; 0: skip")
 	flag.Parse()
@@ -288,7 +290,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.coldTokens > 0 {
 		for _, store := range stores {
-			c, err := b.coldLookups(ctx, store, o.coldTokens, max(1, o.coldUsers), max(1, o.coldLookups), max(1, o.coldWorkers))
+			c, err := b.coldLookups(ctx, store, o.coldTokens, max(1, o.coldUsers), max(1, o.coldLookups), max(1, o.coldWorkers), max(1, o.coldRounds))
 			if err != nil {
 				return fmt.Errorf("cold lookups: %w", err)
 			}

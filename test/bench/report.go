@@ -257,6 +257,9 @@ func (r *results) print(w io.Writer) {
 	}
 	if len(r.Paths) > 0 {
 		fmt.Fprintf(w, "\nOther processes took at most %.0f%% of the machine during a round", foreign)
+		if slices.Contains(r.Settings.Stores, storePostgres) {
+			fmt.Fprint(w, " (on PostgreSQL, that includes the database server working for Gatehouse)")
+		}
 		if foreign > 5 {
 			fmt.Fprint(w, " (the machine was not quiet: take the ratios with care)")
 		}
@@ -397,16 +400,21 @@ func printStores(w io.Writer, r *results) {
 	}
 	if len(r.ColdLookups) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| cold cookie lookup (GetLoginTokenWithUser) | tokens / users stored | lookups × goroutines | p50 | p90 | p99 | max | lookups/s | target |")
-		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|")
+		fmt.Fprintln(w, "| cold cookie lookup (GetLoginTokenWithUser) | tokens / users stored | rounds × lookups × goroutines | p50 | p90 | p99 | max | lookups/s | p99 of each round | target |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
 		for _, c := range r.ColdLookups {
 			target := "(none; for comparison)"
 			if c.TargetP99ms > 0 {
 				target = fmt.Sprintf("p99 < %g ms", c.TargetP99ms)
 			}
-			fmt.Fprintf(w, "| %s | %d / %d | %d × %d | %.3f ms | %.3f ms | %.3f ms | %.2f ms | %.0f | %s |\n",
-				c.Store, c.Tokens, c.Users, c.Lookups, c.Goroutines, c.P50ms, c.P90ms, c.P99ms, c.MaxMs, c.PerSecond, target)
+			var each []string
+			for _, r := range c.Rounds {
+				each = append(each, fmt.Sprintf("%.2f", r.P99ms))
+			}
+			fmt.Fprintf(w, "| %s | %d / %d | %d × %d × %d | %.3f ms | %.3f ms | %.3f ms | %.2f ms | %.0f | %s ms | %s |\n",
+				c.Store, c.Tokens, c.Users, len(c.Rounds), c.Lookups, c.Goroutines, c.P50ms, c.P90ms, c.P99ms, c.MaxMs, c.PerSecond, strings.Join(each, ", "), target)
 		}
+		fmt.Fprintln(w, "\nMedians over the rounds; the load generator's goroutines, the machine's other load and PostgreSQL's server share its CPUs.")
 	}
 	if s := r.Spread; s != nil {
 		fmt.Fprintf(w, "\nRevocation spread (%d replicas on one PostgreSQL schema, session cache TTL %s; logout on A, B and C polled every %s until both refuse the cookie), %d revocations: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < %g ms)\n",
