@@ -257,11 +257,15 @@ func (r *results) print(w io.Writer) {
 	}
 	if len(r.Paths) > 0 {
 		fmt.Fprintf(w, "\nOther processes took at most %.0f%% of the machine during a round", foreign)
+		var notes []string
 		if slices.Contains(r.Settings.Stores, storePostgres) {
-			fmt.Fprint(w, " (on PostgreSQL, that includes the database server working for Gatehouse)")
+			notes = append(notes, "on PostgreSQL, that includes the database server working for Gatehouse")
 		}
 		if foreign > 5 {
-			fmt.Fprint(w, " (the machine was not quiet: take the ratios with care)")
+			notes = append(notes, "the machine was not quiet: take the ratios with care")
+		}
+		if len(notes) > 0 {
+			fmt.Fprint(w, " ("+strings.Join(notes, "; ")+")")
 		}
 		fmt.Fprintln(w, ".")
 	}
