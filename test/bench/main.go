@@ -12,6 +12,11 @@
 // with forged tokens, streams 1 GiB each way through it, and measures the
 // heap per cached login token. The results go to stdout as a table and to
 // -out as JSON.
+//
+// -store postgres or both runs the paths on PostgreSQL too, each run on a
+// schema of its own; -cold-tokens times a cold cookie's store lookup with
+// that many tokens stored, and -spread how long a logout on one of three
+// replicas takes to reach the other two.
 package main
 
 import (
