@@ -12,6 +12,11 @@
 // with forged tokens, streams 1 GiB each way through it, and measures the
 // heap per cached login token. The results go to stdout as a table and to
 // -out as JSON.
+//
+// -store postgres or both runs the paths on PostgreSQL too, each run on a
+// schema of its own; -cold-tokens times a cold cookie's store lookup with
+// that many tokens stored, and -spread how long a logout on one of three
+// replicas takes to reach the other two.
 package main
 
 import (
@@ -59,6 +64,14 @@ type options struct {
 	barePool    bool
 	bareGC      int
 	env         envFlags
+	store       string
+	postgresURL string
+	coldTokens  int
+	coldUsers   int
+	coldLookups int
+	coldWorkers int
+	coldRounds  int
+	spread      int
 }
 
 // envFlags collects repeated -env KEY=VALUE flags.
@@ -103,6 +116,14 @@ func main() {
 	flag.BoolVar(&o.barePool, "bare-buffer-pool", true, "give the bare proxy Gatehouse's pool of copy buffers (false: a ReverseProxy's default, a new 32 KiB buffer per request)")
 	flag.IntVar(&o.bareGC, "bare-gc-headroom", 0, "give the bare proxy Gatehouse's GC tuning (proxy/gctune) with this many MiB of headroom, as GATEHOUSE_GC_HEADROOM_MIB gives Gatehouse (32 by default); 0: Go's defaults, as a plain proxy runs")
 	flag.Var(&o.env, "env", "a GATEHOUSE_NAME=value setting for Gatehouse on top of the benchmark's own (repeatable), e.g. to measure GATEHOUSE_IMS_VALIDATION=both")
+	flag.StringVar(&o.store, "store", storeSQLite, "the store Gatehouse runs on: sqlite, postgres (a fresh schema on -postgres-url, dropped after) or both (every path on each, reported side by side)")
+	flag.StringVar(&o.postgresURL, "postgres-url", defaultPostgresURL(), "PostgreSQL server for -store postgres, -cold-tokens and -spread; a role that may create schemas (default: $"+postgresURLEnv+", else the local server)")
+	flag.IntVar(&o.coldTokens, "cold-tokens", 0, "fill each -store with this many login tokens (e.g. 1000000) and time a cold cookie's store lookup, GetLoginTokenWithUser, on random ones; 0: skip")
+	flag.IntVar(&o.coldUsers, "cold-users", 1000, "users the -cold-tokens tokens belong to")
+	flag.IntVar(&o.coldLookups, "cold-lookups", 20000, "cold lookups timed per round and store")
+	flag.IntVar(&o.coldRounds, "cold-rounds", 3, "rounds of cold lookups per store; the report gives the medians of their percentiles")
+	flag.IntVar(&o.coldWorkers, "cold-goroutines", 4, "goroutines doing the cold lookups")
+	flag.IntVar(&o.spread, "spread", 0, "revocations to time across three gatehouse replicas on one PostgreSQL schema (logout on one, until the others refuse the cookie), e.g. 100; 0: skip")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -154,6 +175,9 @@ type bench struct {
 	client *http.Client
 	res    *results
 	prof   *profiler // nil unless -profile
+	bin    string    // the gatehouse binary measured
+	// baseEnv is Gatehouse's settings but the store and -env.
+	baseEnv []string
 }
 
 func run(ctx context.Context, o options) error {
@@ -186,6 +210,13 @@ func run(ctx context.Context, o options) error {
 		if !slices.Contains(allPaths, p) {
 			return fmt.Errorf("-paths: unknown path %q (want some of %s)", p, strings.Join(allPaths, ","))
 		}
+	}
+	stores, err := parseStores(o.store)
+	if err != nil {
+		return err
+	}
+	if o.spread > 0 && o.spread < 100 {
+		say("-spread %d: the p99 of fewer than 100 revocations is their maximum", o.spread)
 	}
 	b.res.Machine = describeMachine()
 	b.res.LoadGenerator = loadGenInfo{Name: b.gen.name(), Connections: o.connections, Threads: o.threads}
@@ -242,169 +273,38 @@ func run(ctx context.Context, o options) error {
 		"GATEHOUSE_IMS_KEYS_MIN_REFRESH=" + minRefresh.String(),
 		"GATEHOUSE_GROUP_MAPPING=*:GRP_ADMIN=administrators",
 		"GATEHOUSE_SYNC_INTERVAL=24h",
-		"GATEHOUSE_STORE=sqlite:" + filepath.Join(b.dir, "gatehouse.db"),
 		"GATEHOUSE_COOKIE_SECURE=false",
 	}
-	env = append(env, o.env...)
-	b.res.Settings.Gatehouse = env[3:]
-	if b.prof != nil {
-		env = append(env, profileEnv+"="+b.prof.dir)
-	}
-	if b.gh, err = startGatehouse(bin, env); err != nil {
-		return err
-	}
-	defer b.gh.stop()
-	say("upstream %s, bare proxy %s, gatehouse %s, IMS emulator %s", upstream, b.bare.addr, b.gh.addr, b.emu.URL)
-
-	// Sign-ins the paths need.
-	cookieTok := b.mint("K", 0)
-	cookie, err := b.signIn(cookieTok)
-	if err != nil {
-		return fmt.Errorf("sign in: %w", err)
-	}
-	cachedTok := b.mint("K", 1)
-	if _, err := b.signIn(cachedTok); err != nil {
-		return fmt.Errorf("sign in: %w", err)
-	}
-	for i := 2; i < knownUsers; i++ {
-		if _, err := b.signIn(b.mint("K", i)); err != nil {
-			return fmt.Errorf("sign in: %w", err)
-		}
-	}
-	if err := b.warmCookie(cookie); err != nil {
-		return err
-	}
-
-	// Streaming first, while the process is small.
-	if o.streamBytes > 0 {
-		if err := b.streaming(ctx, cookie); err != nil {
-			return fmt.Errorf("streaming: %w", err)
-		}
-	}
-
-	roundsFor := func(p string) int {
-		if p == pathBearerFirst || p == pathFirstSignIn {
-			return o.tokenRounds
-		}
-		return o.rounds
-	}
-
-	// Tokens for the paths that need a new one per request.
-	perRun := func(rate int) int { return int(float64(rate)*o.duration.Seconds()*1.2) + 1000 }
-	var firstSeen, firstSignIn [][]string
-	if slices.Contains(paths, pathBearerFirst) {
-		say("minting %d tokens for %s", perRun(o.firstRate)*o.tokenRounds, pathBearerFirst)
-		firstSeen = b.mintRounds(o.tokenRounds, perRun(o.firstRate), func(i int) string {
-			return benchUser("K", i%knownUsers).ID
-		})
-	}
-	if slices.Contains(paths, pathFirstSignIn) {
-		n := perRun(o.signinRate)
-		say("adding %d users and minting their tokens for %s", n*o.tokenRounds, pathFirstSignIn)
-		for i := range n * o.tokenRounds {
-			b.emu.AddUser(benchUser("N", i))
-		}
-		firstSignIn = b.mintRounds(o.tokenRounds, n, func(i int) string { return benchUser("N", i).ID })
-	}
-
-	workloads := map[string]func(round int, bare bool) workload{
-		pathCookie: func(int, bool) workload {
-			return workload{method: "GET", path: pathSmall, headers: map[string]string{"Cookie": "login-token=" + cookie}}
-		},
-		pathBearerCache: func(int, bool) workload {
-			return workload{method: "GET", path: pathSmall, headers: map[string]string{"Authorization": "Bearer " + cachedTok}}
-		},
-		pathBearerFirst: func(round int, bare bool) workload {
-			return workload{method: "GET", path: pathSmall, tokens: firstSeen[round], wrap: bare}
-		},
-		pathFirstSignIn: func(round int, bare bool) workload {
-			return workload{method: "GET", path: pathSmall, tokens: firstSignIn[round], wrap: bare}
-		},
-	}
-	// A short warm-up of both, so that neither pays for its first connections in round 1.
-	for _, t := range []*process{b.bare, b.gh} {
-		if _, err := b.gen.run(ctx, t.URL(), workloads[pathCookie](0, true), time.Second); err != nil {
-			return fmt.Errorf("warm-up %s: %w", t.name, err)
-		}
-	}
-	for _, p := range paths {
-		b.res.Paths = append(b.res.Paths, &pathResult{Name: p, Budget: budgets[p].text})
-	}
-	// Path by path, so that the paths that fill Gatehouse's caches with
-	// tens of thousands of tokens come after the ones that do not; within
-	// a path, rounds of bare and Gatehouse back to back, in the order
-	// bare-Gatehouse, Gatehouse-bare, … so that a steady drift of the
-	// machine's speed does not favour either.
-	for i, p := range paths {
-		pr := b.res.Paths[i]
-		for round := range roundsFor(p) {
-			order := []bool{true, false}
-			if round%2 == 1 {
-				order = []bool{false, true}
-			}
-			for _, bare := range order {
-				target := b.gh
-				if bare {
-					target = b.bare
-				}
-				profiled := b.prof != nil && round == 0
-				name := p
-				if bare {
-					name = "bare-" + p
-				}
-				if profiled {
-					if err := b.prof.signal(target, name, profileStart, ".started"); err != nil {
-						return err
-					}
-				}
-				pids := []int{b.bare.cmd.Process.Pid, b.gh.cmd.Process.Pid}
-				before := takeCPUSnapshot(pids...)
-				r, err := b.gen.run(ctx, target.URL(), workloads[p](round, bare), o.duration)
-				if err == nil {
-					r.CPU = usage(before, takeCPUSnapshot(pids...), target.cmd.Process.Pid, r.Requests, r.Seconds, runtime.NumCPU())
-				}
-				if profiled {
-					if err := b.prof.signal(target, name, profileStop, ".stopped"); err != nil {
-						return err
-					}
-				}
-				if err != nil {
-					return fmt.Errorf("%s, %s, round %d: %w", p, target.name, round+1, err)
-				}
-				if bare {
-					pr.Bare.Rounds = append(pr.Bare.Rounds, r)
-				} else {
-					pr.Gatehouse.Rounds = append(pr.Gatehouse.Rounds, r)
-				}
-				say("round %d %-18s %-10s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  proxy CPU %5.1f µs/req  other load %3.0f%%%s",
-					round+1, p, target.name, r.RPS, r.P50ms, r.P99ms, r.CPU.ProxyMicros, r.CPU.ForeignPct, anomalies(r))
-			}
+	b.bin, b.baseEnv = bin, env
+	b.res.Settings.Gatehouse = append(slices.Clone(env[3:]), o.env...)
+	b.res.Settings.Stores = stores
+	say("upstream %s, bare proxy %s, IMS emulator %s", upstream, b.bare.addr, b.emu.URL)
+	for i, store := range stores {
+		if err := b.measureStore(ctx, i, store, paths); err != nil {
+			return fmt.Errorf("store %s: %w", store, err)
 		}
 	}
 	for _, pr := range b.res.Paths {
 		pr.summarize()
 	}
-
-	// Floods of forged tokens.
-	if o.flood > 0 {
-		if err := b.floods(ctx, cachedTok); err != nil {
-			return fmt.Errorf("flood: %w", err)
-		}
-	}
-
-	// Peak memory of both processes over the whole run.
-	if m, err := readMemory(b.gh.cmd.Process.Pid); err == nil {
-		b.res.RSS.GatehousePeakKiB = m.HWMKiB
-		b.res.RSS.GatehouseEndKiB = m.RSSKiB
-	}
-	if m, err := readMemory(b.bare.cmd.Process.Pid); err == nil {
-		b.res.RSS.BarePeakKiB = m.HWMKiB
-	}
-	b.gh.stop()
 	b.bare.stop()
 	if b.prof != nil {
 		if err := b.saveProfiles(bin); err != nil {
 			return err
+		}
+	}
+	if o.coldTokens > 0 {
+		for _, store := range stores {
+			c, err := b.coldLookups(ctx, store, o.coldTokens, max(1, o.coldUsers), max(1, o.coldLookups), max(1, o.coldWorkers), max(1, o.coldRounds))
+			if err != nil {
+				return fmt.Errorf("cold lookups: %w", err)
+			}
+			b.res.ColdLookups = append(b.res.ColdLookups, c)
+		}
+	}
+	if o.spread > 0 {
+		if b.res.Spread, err = b.spread(ctx, o.spread); err != nil {
+			return fmt.Errorf("revocation spread: %w", err)
 		}
 	}
 
@@ -497,8 +397,11 @@ func (b *bench) mintRounds(rounds, n int, user func(i int) string) [][]string {
 
 // signIn sends a bearer token to Gatehouse and returns the login token it
 // got back.
-func (b *bench) signIn(token string) (string, error) {
-	req, _ := http.NewRequest("GET", b.gh.URL()+pathSmall, nil)
+func (b *bench) signIn(token string) (string, error) { return b.signInAt(b.gh.URL(), token) }
+
+// signInAt signs in with the bearer token at the Gatehouse at base.
+func (b *bench) signInAt(base, token string) (string, error) {
+	req, _ := http.NewRequest("GET", base+pathSmall, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -520,17 +423,11 @@ func (b *bench) signIn(token string) (string, error) {
 // warmCookie makes one cookie request, which puts the login token in the
 // cache, and checks it is accepted.
 func (b *bench) warmCookie(cookie string) error {
-	req, _ := http.NewRequest("GET", b.gh.URL()+pathSmall, nil)
-	req.Header.Set("Cookie", "login-token="+cookie)
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return err
+	code, err := b.cookieStatus(context.Background(), b.gh.URL(), cookie)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("cookie request: status %d", code)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cookie request: %s", resp.Status)
-	}
-	return nil
+	return err
 }
 
 // streaming uploads and downloads o.streamBytes through Gatehouse and
@@ -699,4 +596,180 @@ func gatehouseGC(env envFlags) string {
 		return "Go's defaults (GATEHOUSE_GC_HEADROOM_MIB=0)"
 	}
 	return "heap goal kept " + mib + " MiB above the live heap (GATEHOUSE_GC_HEADROOM_MIB)"
+}
+
+// measureStore starts Gatehouse on a fresh store of the kind and drives
+// every path against it and the bare proxy. The first store measured also
+// gets the streaming, the floods and the peak memory.
+func (b *bench) measureStore(ctx context.Context, index int, store string, paths []string) error {
+	o, first := b.o, index == 0
+	setting, cleanup, err := b.storeSetting(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	env := append(slices.Clone(b.baseEnv), "GATEHOUSE_STORE="+setting)
+	env = append(env, o.env...)
+	b.res.Settings.StoreSettings = append(b.res.Settings.StoreSettings, redactSetting("GATEHOUSE_STORE="+setting))
+	if b.prof != nil {
+		env = append(env, profileEnv+"="+b.prof.dir)
+	}
+	if b.gh, err = startGatehouse(b.bin, env); err != nil {
+		return err
+	}
+	defer b.gh.stop()
+	// A single store's run reads as before; with several, each row says
+	// which store it was measured on.
+	label, storeNote := "", ""
+	if len(b.res.Settings.Stores) > 1 || store != storeSQLite {
+		label, storeNote = store, store+": "
+	}
+	say("gatehouse %s on %s", b.gh.addr, store)
+
+	// Sign-ins the paths need.
+	cookieTok := b.mint("K", 0)
+	cookie, err := b.signIn(cookieTok)
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	cachedTok := b.mint("K", 1)
+	if _, err := b.signIn(cachedTok); err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	for i := 2; i < knownUsers; i++ {
+		if _, err := b.signIn(b.mint("K", i)); err != nil {
+			return fmt.Errorf("sign in: %w", err)
+		}
+	}
+	if err := b.warmCookie(cookie); err != nil {
+		return err
+	}
+
+	// Streaming first, while the process is small.
+	if first && o.streamBytes > 0 {
+		if err := b.streaming(ctx, cookie); err != nil {
+			return fmt.Errorf("streaming: %w", err)
+		}
+	}
+
+	roundsFor := func(p string) int {
+		if p == pathBearerFirst || p == pathFirstSignIn {
+			return o.tokenRounds
+		}
+		return o.rounds
+	}
+
+	// Tokens for the paths that need a new one per request.
+	perRun := func(rate int) int { return int(float64(rate)*o.duration.Seconds()*1.2) + 1000 }
+	var firstSeen, firstSignIn [][]string
+	if slices.Contains(paths, pathBearerFirst) {
+		say("minting %d tokens for %s", perRun(o.firstRate)*o.tokenRounds, pathBearerFirst)
+		firstSeen = b.mintRounds(o.tokenRounds, perRun(o.firstRate), func(i int) string {
+			return benchUser("K", i%knownUsers).ID
+		})
+	}
+	if slices.Contains(paths, pathFirstSignIn) {
+		n := perRun(o.signinRate)
+		say("minting tokens of %d new users for %s", n*o.tokenRounds, pathFirstSignIn)
+		if first {
+			// The emulator's users serve every store: each is new to each.
+			for i := range n * o.tokenRounds {
+				b.emu.AddUser(benchUser("N", i))
+			}
+		}
+		firstSignIn = b.mintRounds(o.tokenRounds, n, func(i int) string { return benchUser("N", i).ID })
+	}
+
+	workloads := map[string]func(round int, bare bool) workload{
+		pathCookie: func(int, bool) workload {
+			return workload{method: "GET", path: pathSmall, headers: map[string]string{"Cookie": "login-token=" + cookie}}
+		},
+		pathBearerCache: func(int, bool) workload {
+			return workload{method: "GET", path: pathSmall, headers: map[string]string{"Authorization": "Bearer " + cachedTok}}
+		},
+		pathBearerFirst: func(round int, bare bool) workload {
+			return workload{method: "GET", path: pathSmall, tokens: firstSeen[round], wrap: bare}
+		},
+		pathFirstSignIn: func(round int, bare bool) workload {
+			return workload{method: "GET", path: pathSmall, tokens: firstSignIn[round], wrap: bare}
+		},
+	}
+	// A short warm-up of both, so that neither pays for its first connections in round 1.
+	for _, t := range []*process{b.bare, b.gh} {
+		if _, err := b.gen.run(ctx, t.URL(), workloads[pathCookie](0, true), time.Second); err != nil {
+			return fmt.Errorf("warm-up %s: %w", t.name, err)
+		}
+	}
+	for _, p := range paths {
+		b.res.Paths = append(b.res.Paths, &pathResult{Name: p, Store: label, Budget: budgets[p].text})
+	}
+	mine := b.res.Paths[len(b.res.Paths)-len(paths):]
+	// Path by path, so that the paths that fill Gatehouse's caches with
+	// tens of thousands of tokens come after the ones that do not; within
+	// a path, rounds of bare and Gatehouse back to back, in the order
+	// bare-Gatehouse, Gatehouse-bare, … so that a steady drift of the
+	// machine's speed does not favour either.
+	for i, p := range paths {
+		pr := mine[i]
+		for round := range roundsFor(p) {
+			order := []bool{true, false}
+			if round%2 == 1 {
+				order = []bool{false, true}
+			}
+			for _, bare := range order {
+				target := b.gh
+				if bare {
+					target = b.bare
+				}
+				profiled := b.prof != nil && round == 0 && first
+				name := p
+				if bare {
+					name = "bare-" + p
+				}
+				if profiled {
+					if err := b.prof.signal(target, name, profileStart, ".started"); err != nil {
+						return err
+					}
+				}
+				pids := []int{b.bare.cmd.Process.Pid, b.gh.cmd.Process.Pid}
+				before := takeCPUSnapshot(pids...)
+				r, err := b.gen.run(ctx, target.URL(), workloads[p](round, bare), o.duration)
+				if err == nil {
+					r.CPU = usage(before, takeCPUSnapshot(pids...), target.cmd.Process.Pid, r.Requests, r.Seconds, runtime.NumCPU())
+				}
+				if profiled {
+					if err := b.prof.signal(target, name, profileStop, ".stopped"); err != nil {
+						return err
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("%s, %s, round %d: %w", p, target.name, round+1, err)
+				}
+				if bare {
+					pr.Bare.Rounds = append(pr.Bare.Rounds, r)
+				} else {
+					pr.Gatehouse.Rounds = append(pr.Gatehouse.Rounds, r)
+				}
+				say("%sround %d %-18s %-10s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  proxy CPU %5.1f µs/req  other load %3.0f%%%s",
+					storeNote, round+1, p, target.name, r.RPS, r.P50ms, r.P99ms, r.CPU.ProxyMicros, r.CPU.ForeignPct, anomalies(r))
+			}
+		}
+	}
+	if first {
+		// Floods of forged tokens.
+		if o.flood > 0 {
+			if err := b.floods(ctx, cachedTok); err != nil {
+				return fmt.Errorf("flood: %w", err)
+			}
+		}
+		// Peak memory of both processes over the run so far.
+		if m, err := readMemory(b.gh.cmd.Process.Pid); err == nil {
+			b.res.RSS.GatehousePeakKiB = m.HWMKiB
+			b.res.RSS.GatehouseEndKiB = m.RSSKiB
+		}
+		if m, err := readMemory(b.bare.cmd.Process.Pid); err == nil {
+			b.res.RSS.BarePeakKiB = m.HWMKiB
+		}
+	}
+	return nil
 }

@@ -23,6 +23,11 @@ type results struct {
 	TokenMemory   []*tokenMemory  `json:"token_memory"`
 	RSS           rssInfo         `json:"rss"`
 	Budget        []budgetOutcome `json:"budget"`
+	// ColdLookups is a cold cookie's store lookup with many tokens stored,
+	// per store (-cold-tokens).
+	ColdLookups []*coldResult `json:"cold_lookups,omitempty"`
+	// Spread is the revocation spread across three replicas (-spread).
+	Spread *spreadResult `json:"revocation_spread,omitempty"`
 }
 
 type machineInfo struct {
@@ -53,11 +58,17 @@ type settingsInfo struct {
 	BareGCHeadroomMiB int `json:"bare_gc_headroom_mib"`
 	// GatehouseGC is Gatehouse's GC setting, as it was started.
 	GatehouseGC string `json:"gatehouse_gc"`
+	// Stores are the stores the paths ran on (-store), in order.
+	Stores []string `json:"stores"`
+	// StoreSettings are their GATEHOUSE_STORE values, passwords hidden.
+	StoreSettings []string `json:"store_settings"`
 }
 
 // pathResult is one path: every round of both targets and their medians.
 type pathResult struct {
-	Name      string `json:"name"`
+	Name string `json:"name"`
+	// Store is the store Gatehouse ran on; empty on a run of SQLite alone.
+	Store     string `json:"store,omitempty"`
 	Budget    string `json:"budget,omitempty"`
 	Bare      series `json:"bare"`
 	Gatehouse series `json:"gatehouse"`
@@ -180,7 +191,20 @@ func (r *results) evaluate(o options) {
 			ok = ok && p.P99Delta <= bg.p99Plus
 			m += fmt.Sprintf(", p99 %+.2f ms", p.P99Delta)
 		}
-		r.Budget = append(r.Budget, budgetOutcome{Item: p.Name + " path", Budget: bg.text, Measured: m, Met: met(ok)})
+		r.Budget = append(r.Budget, budgetOutcome{Item: p.title() + " path", Budget: bg.text, Measured: m, Met: met(ok)})
+	}
+	for _, c := range r.ColdLookups {
+		if c.TargetP99ms == 0 {
+			continue
+		}
+		r.Budget = append(r.Budget, budgetOutcome{Item: fmt.Sprintf("cold cookie lookup on %s, %d tokens stored", c.Store, c.Tokens),
+			Budget: fmt.Sprintf("p99 < %g ms", c.TargetP99ms), Measured: fmt.Sprintf("p50 %.3f ms, p99 %.3f ms", c.P50ms, c.P99ms),
+			Met: met(c.P99ms < c.TargetP99ms)})
+	}
+	if s := r.Spread; s != nil {
+		r.Budget = append(r.Budget, budgetOutcome{Item: fmt.Sprintf("revocation spread, %d replicas, %d revocations", s.Replicas, s.Revocations),
+			Budget: fmt.Sprintf("p99 < %g ms", s.TargetMs), Measured: fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms", s.P50ms, s.P99ms, s.MaxMs),
+			Met: met(s.P99ms < s.TargetMs)})
 	}
 	for _, f := range r.Floods {
 		r.Budget = append(r.Budget, budgetOutcome{Item: "flood: " + f.Name,
@@ -227,17 +251,25 @@ func (r *results) print(w io.Writer) {
 			budget = "(none; reported)"
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.3f× | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.0f → %.0f µs | %s |\n",
-			p.Name, p.Bare.RPS, p.Gatehouse.RPS, p.Ratio, p.Bare.P50ms, p.Gatehouse.P50ms, p.Bare.P99ms, p.Gatehouse.P99ms,
+			p.title(), p.Bare.RPS, p.Gatehouse.RPS, p.Ratio, p.Bare.P50ms, p.Gatehouse.P50ms, p.Bare.P99ms, p.Gatehouse.P99ms,
 			p.Bare.CPUMicros, p.Gatehouse.CPUMicros, budget)
 		foreign = max(foreign, p.Bare.MaxForeignPct, p.Gatehouse.MaxForeignPct)
 	}
 	if len(r.Paths) > 0 {
 		fmt.Fprintf(w, "\nOther processes took at most %.0f%% of the machine during a round", foreign)
+		var notes []string
+		if slices.Contains(r.Settings.Stores, storePostgres) {
+			notes = append(notes, "on PostgreSQL, that includes the database server working for Gatehouse")
+		}
 		if foreign > 5 {
-			fmt.Fprint(w, " (the machine was not quiet: take the ratios with care)")
+			notes = append(notes, "the machine was not quiet: take the ratios with care")
+		}
+		if len(notes) > 0 {
+			fmt.Fprint(w, " ("+strings.Join(notes, "; ")+")")
 		}
 		fmt.Fprintln(w, ".")
 	}
+	printStores(w, r)
 	if len(r.Floods) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| flood | requests | req/s | p50 | p99 | statuses | key-set fetches |")
@@ -310,4 +342,86 @@ func describeMachine() machineInfo {
 		m.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// title is the path's name, with its store when the run had several.
+func (p *pathResult) title() string {
+	if p.Store == "" {
+		return p.Name
+	}
+	return p.Name + " (" + p.Store + ")"
+}
+
+// storeRow is one path measured on each store, for the side-by-side table.
+type storeRow struct {
+	Path    string
+	ByStore map[string]*pathResult
+}
+
+// sideBySide groups the paths by name, in the order they ran, when they
+// ran on more than one store.
+func sideBySide(paths []*pathResult) []storeRow {
+	var rows []storeRow
+	at := map[string]int{}
+	for _, p := range paths {
+		if p.Store == "" {
+			continue
+		}
+		i, ok := at[p.Name]
+		if !ok {
+			i = len(rows)
+			at[p.Name] = i
+			rows = append(rows, storeRow{Path: p.Name, ByStore: map[string]*pathResult{}})
+		}
+		rows[i].ByStore[p.Store] = p
+	}
+	return rows
+}
+
+// printStores prints the paths on each store side by side, then the cold
+// lookups and the revocation spread.
+func printStores(w io.Writer, r *results) {
+	if stores := r.Settings.Stores; len(stores) > 1 {
+		fmt.Fprintln(w)
+		head, rule := "| path |", "|---|"
+		for _, s := range stores {
+			head += fmt.Sprintf(" %s req/s | %s × bare | %s p99 |", s, s, s)
+			rule += "--:|--:|--:|"
+		}
+		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, rule)
+		for _, row := range sideBySide(r.Paths) {
+			line := "| " + row.Path + " |"
+			for _, s := range stores {
+				if p := row.ByStore[s]; p != nil {
+					line += fmt.Sprintf(" %.0f | %.3f× | %.2f ms |", p.Gatehouse.RPS, p.Ratio, p.Gatehouse.P99ms)
+				} else {
+					line += " — | — | — |"
+				}
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if len(r.ColdLookups) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| cold cookie lookup (GetLoginTokenWithUser) | tokens / users stored | rounds × lookups × goroutines | p50 | p90 | p99 | max | lookups/s | p99 of each round | target |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
+		for _, c := range r.ColdLookups {
+			target := "(none; for comparison)"
+			if c.TargetP99ms > 0 {
+				target = fmt.Sprintf("p99 < %g ms", c.TargetP99ms)
+			}
+			var each []string
+			for _, r := range c.Rounds {
+				each = append(each, fmt.Sprintf("%.2f", r.P99ms))
+			}
+			fmt.Fprintf(w, "| %s | %d / %d | %d × %d × %d | %.3f ms | %.3f ms | %.3f ms | %.2f ms | %.0f | %s ms | %s |\n",
+				c.Store, c.Tokens, c.Users, len(c.Rounds), c.Lookups, c.Goroutines, c.P50ms, c.P90ms, c.P99ms, c.MaxMs, c.PerSecond, strings.Join(each, ", "), target)
+		}
+		fmt.Fprintln(w, "\nMedians over the rounds; the load generator's goroutines, the machine's other load and PostgreSQL's server share its CPUs.")
+	}
+	if s := r.Spread; s != nil {
+		fmt.Fprintf(w, "\nRevocation spread (%d replicas on one PostgreSQL schema, session cache TTL %s; logout on A, B and C polled every %s until both refuse the cookie), %d revocations: p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < %g ms)\n",
+			s.Replicas, s.CacheTTL, s.PollEvery, s.Revocations, s.P50ms, s.P99ms, s.MaxMs, s.TargetMs)
+	}
 }
