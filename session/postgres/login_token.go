@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
@@ -51,25 +52,26 @@ func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
 	}
+	return s.tokens.Create(ctx, t)
+}
+
+// insertToken writes one token by sqlCreateToken, its own transaction.
+func insertToken(ctx context.Context, pool *pgxpool.Pool, t *session.LoginToken) error {
 	var (
 		disabled *bool // nil: no such user
 		inserted int64
 	)
-	err := s.pool.QueryRow(ctx, sqlCreateToken, t.ID, t.UserID, t.SecretHash, ms(t.CreatedAt), ms(t.ExpiresAt)).
+	err := pool.QueryRow(ctx, sqlCreateToken, t.ID, t.UserID, t.SecretHash, ms(t.CreatedAt), ms(t.ExpiresAt)).
 		Scan(&disabled, &inserted)
 	switch {
-	case isForeignKey(err), err == nil && disabled == nil:
+	case isForeignKey(err):
 		// The lock keeps the user from being deleted before the insert,
 		// so the foreign key should not fire; if it does, it means this.
 		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
-	case *disabled:
-		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrUserDisabled)
-	case inserted == 0:
-		return fmt.Errorf("create login token %s: a token with this id exists", t.ID)
 	}
-	return nil
+	return tokenOutcome(t, disabled, inserted > 0)
 }
 
 // sqlGetTokenUser reads a token with its user in one statement: one round

@@ -54,6 +54,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
 
+	tokens      *tokenWriter  // group-commits CreateLoginToken
 	channel     string        // the schema's notification channel (see channelFor)
 	secrets     []string      // what errors must not show (see redacted)
 	listenerPID atomic.Uint32 // WatchChanges's backend, 0 while none: for tests
@@ -100,7 +101,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		pool.Close()
 		return nil, fail(fmt.Errorf("read the schema's name: %w", err))
 	}
-	return &Store{pool: pool, channel: channelFor(schema), secrets: secrets}, nil
+	return &Store{pool: pool, tokens: newTokenWriter(pool), channel: channelFor(schema), secrets: secrets}, nil
 }
 
 // redactURL checks that raw is a PostgreSQL URL and returns it with its
@@ -158,10 +159,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool's connections, waiting for those in use to be
-// given back. Calling it again does nothing.
+// Close writes the login tokens already queued, then closes the pool's
+// connections, waiting for those in use to be given back. Calling it
+// again does nothing.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		if s.tokens != nil { // nil in a Store built by a test
+			s.tokens.Close()
+		}
+		s.pool.Close()
+	})
 	return nil
 }
 

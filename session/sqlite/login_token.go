@@ -30,7 +30,7 @@ func (s *Store) CreateLoginToken(ctx context.Context, t *session.LoginToken) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
 	}
-	return s.tokens.create(ctx, t)
+	return s.tokens.Create(ctx, t)
 }
 
 // GetLoginTokenWithUser returns the token with the given id, expired or

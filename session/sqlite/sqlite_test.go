@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/internal/input"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/tokenbatch"
 	"github.com/gatehouse-proxy/gatehouse/session/storetest"
 )
 
@@ -769,7 +770,7 @@ func TestCloseWithTokenWritesInFlight(t *testing.T) {
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case errors.Is(err, errClosed):
+			case errors.Is(err, tokenbatch.ErrClosed):
 				refused.Add(1)
 			default:
 				t.Errorf("token %d: %v", i, err)

@@ -3,14 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/internal/tokenbatch"
 )
 
 // maxTokenBatch bounds how many login tokens one transaction writes.
@@ -20,16 +18,13 @@ const maxTokenBatch = 128
 // contexts: they share it, so none of them may cancel it for the others.
 const batchTimeout = 10 * time.Second
 
-var errClosed = errors.New("session store is closed")
-
-// tokenWriter group-commits login-token inserts. Every bearer sign-in
-// writes a token, and a commit costs more than the INSERT itself; under
-// concurrent sign-ins the tokens queued while one batch commits are
-// written together in the next transaction. Each caller still returns only
-// after its batch has committed, so a token is durable before its cookie
-// is sent, and each row's outcome (unknown user, id taken) is its own: in
-// SQLite a failing statement is undone without aborting the transaction.
+// tokenWriter group-commits login-token inserts (see tokenbatch). Each
+// caller still returns only after its batch has committed, so a token is
+// durable before its cookie is sent, and each row's outcome (unknown user,
+// id taken) is its own: in SQLite a failing statement is undone without
+// aborting the transaction.
 type tokenWriter struct {
+	*tokenbatch.Writer
 	db     *sql.DB
 	insert *sql.Stmt // one row, ON CONFLICT DO NOTHING: each row's own outcome
 
@@ -37,86 +32,18 @@ type tokenWriter struct {
 	// writer goroutine uses it and args.
 	multi map[int]*sql.Stmt
 	args  []any
-
-	mu     sync.RWMutex // held for reading while enqueuing, for writing by close
-	closed bool
-	queue  chan *tokenReq
-	done   chan struct{} // closed when the writer goroutine has returned
-}
-
-type tokenReq struct {
-	ctx    context.Context
-	t      *session.LoginToken
-	result chan error // buffered: the writer never blocks on a caller that left
 }
 
 func newTokenWriter(db *sql.DB, insert *sql.Stmt) *tokenWriter {
-	w := &tokenWriter{db: db, insert: insert, multi: map[int]*sql.Stmt{},
-		queue: make(chan *tokenReq, maxTokenBatch), done: make(chan struct{})}
-	go w.run()
+	w := &tokenWriter{db: db, insert: insert, multi: map[int]*sql.Stmt{}}
+	w.Writer = tokenbatch.New(maxTokenBatch, w.write)
 	return w
 }
 
-// create queues t and waits until its batch has committed or ctx is done.
-// A caller that stops waiting may still find its token written; an unused
-// token expires like any other.
-func (w *tokenWriter) create(ctx context.Context, t *session.LoginToken) error {
-	req := &tokenReq{ctx: ctx, t: t, result: make(chan error, 1)}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return fmt.Errorf("create login token %s: %w", t.ID, errClosed)
-	}
-	select {
-	case w.queue <- req:
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return fmt.Errorf("create login token %s: %w", t.ID, ctx.Err())
-	}
-	w.mu.RUnlock()
-	select {
-	case err := <-req.result:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("create login token %s: %w", t.ID, ctx.Err())
-	}
-}
-
-// close stops accepting tokens and waits for the queued ones to be written.
+// close stops accepting tokens, waits for the queued ones to be written
+// and closes the statements.
 func (w *tokenWriter) close() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.queue)
-	}
-	w.mu.Unlock()
-	<-w.done
-}
-
-func (w *tokenWriter) run() {
-	defer close(w.done)
-	batch := make([]*tokenReq, 0, maxTokenBatch)
-	for req := range w.queue {
-		batch = append(batch[:0], req)
-		// Let the goroutines that are about to queue a token run first:
-		// on few cores, the next sign-ins are still being verified when the
-		// first one is queued. A yield costs nanoseconds; a timer would
-		// cost a lone sign-in a millisecond on this kind of machine.
-		runtime.Gosched()
-	fill:
-		for len(batch) < maxTokenBatch {
-			select {
-			case r, ok := <-w.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		w.write(batch)
-	}
+	w.Writer.Close()
 	for _, st := range w.multi {
 		_ = st.Close()
 	}
@@ -129,23 +56,17 @@ func (w *tokenWriter) run() {
 // SQLite has undone the whole statement), the batch is written again row
 // by row in one transaction, each row with its own outcome; if that
 // commit fails, every row of the batch failed.
-func (w *tokenWriter) write(batch []*tokenReq) {
+func (w *tokenWriter) write(batch []*tokenbatch.Req) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	waited := true // every caller still waits: none of the tokens is to be skipped
-	for _, req := range batch {
-		if req.ctx.Err() != nil {
-			waited = false
-			break
-		}
-	}
+	waited := tokenbatch.Waited(batch)
 	if len(batch) == 1 && waited {
-		batch[0].result <- insertToken(ctx, w.insert, batch[0].t) // a transaction of its own
+		batch[0].Done(insertToken(ctx, w.insert, batch[0].Token)) // a transaction of its own
 		return
 	}
 	if waited && w.insertAll(ctx, batch) == nil {
 		for _, req := range batch {
-			req.result <- nil
+			req.Done(nil)
 		}
 		return
 	}
@@ -153,7 +74,7 @@ func (w *tokenWriter) write(batch []*tokenReq) {
 }
 
 // insertAll writes every token of batch with one statement, or none.
-func (w *tokenWriter) insertAll(ctx context.Context, batch []*tokenReq) error {
+func (w *tokenWriter) insertAll(ctx context.Context, batch []*tokenbatch.Req) error {
 	st := w.multi[len(batch)]
 	if st == nil {
 		var q strings.Builder
@@ -172,7 +93,7 @@ func (w *tokenWriter) insertAll(ctx context.Context, batch []*tokenReq) error {
 	}
 	w.args = w.args[:0]
 	for _, req := range batch {
-		t := req.t
+		t := req.Token
 		w.args = append(w.args, t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
 	}
 	_, err := st.ExecContext(ctx, w.args...)
@@ -181,7 +102,7 @@ func (w *tokenWriter) insertAll(ctx context.Context, batch []*tokenReq) error {
 }
 
 // writeRows inserts a batch row by row in one transaction.
-func (w *tokenWriter) writeRows(ctx context.Context, batch []*tokenReq) {
+func (w *tokenWriter) writeRows(ctx context.Context, batch []*tokenbatch.Req) {
 	errs := make([]error, len(batch))
 	err := func() error {
 		tx, err := w.db.BeginTx(ctx, nil)
@@ -190,19 +111,19 @@ func (w *tokenWriter) writeRows(ctx context.Context, batch []*tokenReq) {
 		}
 		stmt := tx.StmtContext(ctx, w.insert)
 		for i, req := range batch {
-			if err := req.ctx.Err(); err != nil {
-				errs[i] = fmt.Errorf("create login token %s: %w", req.t.ID, err) // nobody waits: do not write it
+			if err := req.Ctx.Err(); err != nil {
+				errs[i] = fmt.Errorf("create login token %s: %w", req.Token.ID, err) // nobody waits: do not write it
 				continue
 			}
-			errs[i] = insertToken(ctx, stmt, req.t)
+			errs[i] = insertToken(ctx, stmt, req.Token)
 		}
 		return tx.Commit()
 	}()
 	for i, req := range batch {
 		if err != nil {
-			errs[i] = fmt.Errorf("create login token %s: %w", req.t.ID, err)
+			errs[i] = fmt.Errorf("create login token %s: %w", req.Token.ID, err)
 		}
-		req.result <- errs[i]
+		req.Done(errs[i])
 	}
 }
 
