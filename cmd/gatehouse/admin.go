@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -88,22 +89,35 @@ func (f adminFlags) parse(args []string, cmd string, stdout, stderr io.Writer, u
 	return pos, nil
 }
 
+// subcommand picks args[0] from subs for `gatehouse group …`. done is
+// true when the call is answered already: help printed (err nil), or a
+// missing or unknown subcommand reported with the usage (err errUsage).
+func subcommand(group string, args, subs []string, usage func(io.Writer), stdout, stderr io.Writer) (sub string, done bool, err error) {
+	if len(args) == 0 {
+		usage(stderr)
+		return "", true, errUsage
+	}
+	switch sub = args[0]; {
+	case slices.Contains(subs, sub):
+		return sub, false, nil
+	case sub == "-h", sub == "-help", sub == "--help", sub == "help":
+		usage(stdout)
+		return "", true, nil
+	}
+	want := subs[len(subs)-1]
+	if len(subs) > 1 {
+		want = strings.Join(subs[:len(subs)-1], ", ") + " or " + want
+	}
+	fmt.Fprintf(stderr, "gatehouse %s: unknown command %q: want %s\n\n", group, sub, want)
+	usage(stderr)
+	return "", true, errUsage
+}
+
 // usersCommand is `gatehouse users list|show|resync|disable|enable`.
 func usersCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		usersUsage(stderr)
-		return errUsage
-	}
-	sub := args[0]
-	switch sub {
-	case "list", "show", "resync", "disable", "enable":
-	case "-h", "-help", "--help", "help":
-		usersUsage(stdout)
-		return nil
-	default:
-		fmt.Fprintf(stderr, "gatehouse users: unknown command %q: want list, show, resync, disable or enable\n\n", sub)
-		usersUsage(stderr)
-		return errUsage
+	sub, done, err := subcommand("users", args, []string{"list", "show", "resync", "disable", "enable"}, usersUsage, stdout, stderr)
+	if done {
+		return err
 	}
 	f := newAdminFlags("users "+sub, stderr)
 	pos, err := f.parse(args[1:], "users "+sub, stdout, stderr, usersUsage)
@@ -161,19 +175,8 @@ func usersCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // tokensCommand is `gatehouse tokens revoke --user USER | --token ID`.
 func tokensCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		tokensUsage(stderr)
-		return errUsage
-	}
-	switch args[0] {
-	case "revoke":
-	case "-h", "-help", "--help", "help":
-		tokensUsage(stdout)
-		return nil
-	default:
-		fmt.Fprintf(stderr, "gatehouse tokens: unknown command %q: want revoke\n\n", args[0])
-		tokensUsage(stderr)
-		return errUsage
+	if _, done, err := subcommand("tokens", args, []string{"revoke"}, tokensUsage, stdout, stderr); done {
+		return err
 	}
 	f := newAdminFlags("tokens revoke", stderr)
 	user := f.fs.String("user", "", "revoke every login token of this user (IMS user id or e-mail address)")

@@ -63,20 +63,9 @@ func fingerprints(keys []keyInfo) string {
 // cookie keys kept in the store that GATEHOUSE_STORE names, shared by every
 // replica on it.
 func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		keysUsage(stderr)
-		return errUsage
-	}
-	sub := args[0]
-	switch sub {
-	case "rotate", "drop-old", "list":
-	case "-h", "-help", "--help", "help":
-		keysUsage(stdout)
-		return nil
-	default:
-		fmt.Fprintf(stderr, "gatehouse keys: unknown command %q: want rotate, drop-old or list\n\n", sub)
-		keysUsage(stderr)
-		return errUsage
+	sub, done, err := subcommand("keys", args, []string{"rotate", "drop-old", "list"}, keysUsage, stdout, stderr)
+	if done {
+		return err
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
