@@ -70,6 +70,12 @@ type flight struct {
 }
 
 func (f *flight) wait(ctx context.Context) (string, error) {
+	// A caller that has already given up gets its answer, not a token the
+	// fetch may have brought in the meantime: select picks at random
+	// among ready cases.
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	select {
 	case <-f.done:
 		return f.token, f.err
