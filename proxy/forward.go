@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // newForwarder returns the last step of the chain, which sends the
@@ -102,14 +103,14 @@ const (
 // The error is logged once here; the request's headers never are.
 func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		rec := recordFrom(r.Context())
-		fields := []zap.Field{zap.Error(err), zap.String("upstream", upstreamHost), zap.String("request_id", rec.requestID)}
+		rec := plumb.RecordFrom(r.Context())
+		fields := []zap.Field{zap.Error(err), zap.String("upstream", upstreamHost), zap.String("request_id", rec.RequestID)}
 		if errors.Is(r.Context().Err(), context.Canceled) {
-			rec.clientGone = true
+			rec.ClientGone = true
 			log.Debug("client went away during upstream round trip", fields...)
 			return
 		}
-		if rw, ok := w.(*ResponseRecorder); ok && rw.hijacked {
+		if rw, ok := w.(*plumb.ResponseRecorder); ok && rw.Hijacked() {
 			// Failed after the switch to another protocol: the connection
 			// is no longer HTTP, so there is nobody to answer.
 			log.Warn("upstream error after protocol switch", fields...)
@@ -117,7 +118,7 @@ func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter
 		}
 		if errors.Is(err, errClientBody) {
 			if clientHungUp(err) {
-				rec.clientGone = true
+				rec.ClientGone = true
 				log.Debug("client went away while sending its body", fields...)
 				return
 			}
@@ -128,13 +129,13 @@ func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			log.Warn("upstream timed out", fields...)
-			w.Header().Set("X-Reason", ReasonUpstreamTimeout)
-			writeText(w, http.StatusGatewayTimeout, bodyUpstreamTimeout)
+			w.Header().Set(plumb.HeaderReason, ReasonUpstreamTimeout)
+			plumb.WriteText(w, http.StatusGatewayTimeout, bodyUpstreamTimeout)
 			return
 		}
 		log.Warn("upstream unavailable", fields...)
-		w.Header().Set("X-Reason", ReasonUpstreamUnavailable)
-		writeText(w, http.StatusBadGateway, bodyUpstreamUnavailable)
+		w.Header().Set(plumb.HeaderReason, ReasonUpstreamUnavailable)
+		plumb.WriteText(w, http.StatusBadGateway, bodyUpstreamUnavailable)
 	}
 }
 

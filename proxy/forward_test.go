@@ -24,6 +24,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 func TestUpstreamDown(t *testing.T) {
@@ -114,14 +116,14 @@ func TestErrorHandlerMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			core, logs := observer.New(zapcore.DebugLevel)
-			rec := &record{}
-			req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(context.WithValue(tt.ctx, recordKey{}, rec))
+			rec := &plumb.Record{}
+			req := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(plumb.NewContext(tt.ctx, rec))
 			req.Header.Set("Authorization", "Bearer secret-value")
 			w := httptest.NewRecorder()
 			errorHandler(zap.New(core), "aem:4502")(w, req, tt.err)
 			if tt.wantStatus == 0 {
-				if !rec.clientGone || w.Body.Len() != 0 {
-					t.Errorf("clientGone %v, body %q", rec.clientGone, w.Body)
+				if !rec.ClientGone || w.Body.Len() != 0 {
+					t.Errorf("clientGone %v, body %q", rec.ClientGone, w.Body)
 				}
 			} else if w.Code != tt.wantStatus || !strings.Contains(w.Body.String(), tt.wantBody) ||
 				w.Header().Get("X-Reason") != tt.wantReason {
@@ -183,7 +185,7 @@ func TestClientCancel(t *testing.T) {
 				t.Errorf("client error %v, want context.Canceled", err)
 			}
 			line := h.waitAccessLine(t, func(m map[string]any) bool { return m["path"] == "/stream" })
-			if line["status"] != int64(statusClientClosedRequest) {
+			if line["status"] != int64(plumb.StatusClientClosedRequest) {
 				t.Errorf("access log status %v, want 499", line["status"])
 			}
 			if n := h.logs.FilterMessage("panic while handling request").Len(); n != 0 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/proxy/idheader"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // The headers through which the upstream learns who the user is, and the
@@ -18,7 +19,7 @@ const (
 	HeaderUser      = "X-Forwarded-User"
 	HeaderEmail     = "X-Forwarded-Email"
 	HeaderGroups    = "X-Forwarded-Groups"
-	HeaderRequestID = "X-Request-Id"
+	HeaderRequestID = plumb.HeaderRequestID
 )
 
 // stripIdentityHeaders removes every client-sent header that the upstream
@@ -98,7 +99,7 @@ func requireIdentity(next http.Handler) http.Handler {
 			auth.WriteError(w, auth.Unauthorized(auth.ReasonNoCredential, "authentication required", nil))
 			return
 		}
-		recordFrom(r.Context()).userID = id.UserID
+		plumb.RecordFrom(r.Context()).User = id.UserID
 		next.ServeHTTP(w, r)
 	})
 }
@@ -133,7 +134,7 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 		vals = append(vals, value)
 		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	set(HeaderRequestID, recordFrom(in.Context()).requestID)
+	set(HeaderRequestID, plumb.RecordFrom(in.Context()).RequestID)
 	if id, ok := auth.FromContext(in.Context()); ok {
 		// Encoded, so that no name can pass for two groups, lose the
 		// spaces at its ends in transit, or break the header.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // Reasons the proxy itself sends in X-Reason (authentication's own are in
@@ -70,14 +71,14 @@ func guardBody(timeout time.Duration) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := recordFrom(r.Context())
-			rec.setCloseConn(true)
-			rc := rec.controller(w)
+			rec := plumb.RecordFrom(r.Context())
+			rec.SetCloseConn(true)
+			rc := rec.Controller(w)
 			// Errors: only writers without deadlines (tests' recorders)
 			// refuse; Connection: close still applies there.
 			_ = rc.SetReadDeadline(time.Now().Add(timeout))
 			next.ServeHTTP(w, r)
-			if !rec.authenticated {
+			if !rec.Authenticated {
 				_ = rc.SetReadDeadline(time.Now().Add(min(timeout, refusalDrainGrace)))
 			}
 		})
@@ -90,13 +91,13 @@ func guardBody(timeout time.Duration) func(http.Handler) http.Handler {
 // may keep its connection. A chunked one may not; see guardBody.
 func releaseBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := recordFrom(r.Context())
-		rec.authenticated = true
+		rec := plumb.RecordFrom(r.Context())
+		rec.Authenticated = true
 		if r.ContentLength != 0 {
 			if r.ContentLength > 0 {
-				rec.setCloseConn(false)
+				rec.SetCloseConn(false)
 			}
-			_ = rec.controller(w).SetReadDeadline(time.Time{})
+			_ = rec.Controller(w).SetReadDeadline(time.Time{})
 		}
 		next.ServeHTTP(w, r)
 	})

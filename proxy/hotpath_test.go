@@ -1,17 +1,8 @@
 package proxy
 
 import (
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"path"
-	"strings"
 	"testing"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-
-	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
 )
 
 // The per-request helpers were rewritten not to allocate; these tests pin
@@ -70,38 +61,5 @@ func BenchmarkStripAndReserved(b *testing.B) {
 		if rp.isReserved("/content/dam/we-retail/en/activities/hiking.jpg") {
 			b.Fatal("reserved")
 		}
-	}
-}
-
-// BenchmarkAccessLog is the access-log step alone around a handler that
-// answers at once, writing to io.Discard: through zap's JSON encoder with
-// gatehouse serve's configuration, and directly (AccessLogJSON), which
-// serve uses for JSON logs. What the line costs besides its write(2).
-func BenchmarkAccessLog(b *testing.B) {
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = jsonlog.ISO8601TimeEncoder
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(io.Discard), zapcore.InfoLevel)).Named("proxy")
-	for _, bc := range []struct {
-		name   string
-		direct *AccessLogJSON
-	}{
-		{"zap", nil},
-		{"direct", &AccessLogJSON{W: io.Discard, Name: "proxy"}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			h := accessLog(log, bc.direct)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				rec := recordFrom(r.Context())
-				rec.requestID, rec.userID = "0123456789ABCDEFGHIJKLMNOP", "7F8F1A2B3C4D5E6F7A8B9C0D@AdobeID"
-				w.WriteHeader(http.StatusOK)
-			}))
-			r := httptest.NewRequest("GET", "/content/dam/we-retail.json", nil)
-			r.Header.Set("Cookie", "login-token="+strings.Repeat("x", 200))
-			r.Header.Set("User-Agent", "bench")
-			w := httptest.NewRecorder()
-			b.ReportAllocs()
-			for b.Loop() {
-				h.ServeHTTP(w, r)
-			}
-		})
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // Config configures the handler returned by New.
@@ -62,8 +64,8 @@ type Config struct {
 	// Logger receives the access log and upstream errors. Nil: no logs.
 	Logger *zap.Logger
 	// AccessLog, when set, writes the access log instead of Logger (same
-	// lines, written directly; see AccessLogJSON).
-	AccessLog *AccessLogJSON
+	// lines, written directly; see plumb.AccessLogJSON).
+	AccessLog *plumb.AccessLogJSON
 }
 
 // Defaults for Config.
@@ -90,8 +92,10 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName}
 	return chain(newForwarder(cfg, headers, log),
-		accessLog(log, cfg.AccessLog),
-		requestID,
+		plumb.AccessLog(plumb.AccessLogConfig{
+			Logger: log, Direct: cfg.AccessLog, Message: "request", InternalError: "gatehouse: internal error",
+		}),
+		plumb.RequestID,
 		guardBody(cfg.UnauthenticatedBodyTimeout),
 		refuseMethods,
 		stripIdentityHeaders,

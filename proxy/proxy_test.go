@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/proxy/idheader"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -487,7 +488,7 @@ func TestUnauthenticatedIsNeverForwarded(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	long := strings.Repeat("a", maxRequestIDLen)
+	long := strings.Repeat("a", plumb.MaxRequestIDLen)
 	tests := []struct {
 		name   string
 		sent   string
@@ -523,7 +524,7 @@ func TestRequestID(t *testing.T) {
 			if tt.keepIt && got[0] != tt.sent {
 				t.Errorf("id %q replaced by %q", tt.sent, got[0])
 			}
-			if !tt.keepIt && (got[0] == tt.sent || !validRequestID(got[0])) {
+			if !tt.keepIt && (got[0] == tt.sent || !plumb.ValidRequestID(got[0])) {
 				t.Errorf("generated id %q", got[0])
 			}
 			line := h.waitAccessLine(t, func(m map[string]any) bool { return true })

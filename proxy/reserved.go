@@ -2,11 +2,12 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // readyTimeout bounds Config.Ready, so that a hanging dependency makes the
@@ -47,7 +48,7 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "" && !strings.HasPrefix(r.URL.Path, "/") {
 			// "*" or another form we will not try to interpret.
-			writeText(w, http.StatusBadRequest, "gatehouse: bad request path")
+			plumb.WriteText(w, http.StatusBadRequest, "gatehouse: bad request path")
 			return
 		}
 		if !rp.isReserved(r.URL.Path) {
@@ -57,7 +58,7 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 		switch path.Clean(r.URL.Path) {
 		case rp.prefix + "healthz":
 			if allowGet(w, r) {
-				writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+				plumb.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			}
 		case rp.prefix + "readyz":
 			if allowGet(w, r) {
@@ -65,12 +66,12 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 			}
 		case rp.prefix + "logout":
 			if rp.logout == nil {
-				writeText(w, http.StatusNotFound, "gatehouse: not found")
+				plumb.WriteText(w, http.StatusNotFound, "gatehouse: not found")
 				return
 			}
 			rp.logout.ServeHTTP(w, r)
 		default:
-			writeText(w, http.StatusNotFound, "gatehouse: not found")
+			plumb.WriteText(w, http.StatusNotFound, "gatehouse: not found")
 		}
 	})
 }
@@ -80,11 +81,11 @@ func (rp *reservedPaths) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := rp.ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			plumb.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	plumb.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // isReserved reports whether any reading of p falls under the prefix; see
@@ -96,26 +97,6 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("Allow", "GET, HEAD")
-	writeText(w, http.StatusMethodNotAllowed, "gatehouse: method not allowed")
+	plumb.WriteText(w, http.StatusMethodNotAllowed, "gatehouse: method not allowed")
 	return false
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeText sends Gatehouse's own short plain-text answers (errors of the
-// proxy itself, as opposed to the upstream's).
-func writeText(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(msg + "\n"))
 }

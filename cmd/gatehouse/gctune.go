@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/gctune"
+	"github.com/gatehouse-proxy/gatehouse/cmd/runtime/gctune"
 )
 
 // startGCPolicy starts the GC tuner (see gctune) that

@@ -18,10 +18,12 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/provision"
 	"github.com/gatehouse-proxy/gatehouse/auth/signin"
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
+	"github.com/gatehouse-proxy/gatehouse/cmd/internal/logwriter"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
 	"github.com/gatehouse-proxy/gatehouse/proxy/egress"
 	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/postgres"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
@@ -70,11 +72,11 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // logs is where Gatehouse logs: a zap logger for everything, and, when
 // the log is JSON at level info or below, the access log written directly
-// to the same output (proxy.AccessLogJSON: the same lines, at a third of
+// to the same output (plumb.AccessLogJSON: the same lines, at a third of
 // the cost).
 type logs struct {
 	log    *zap.Logger
-	access *proxy.AccessLogJSON // nil: the access log goes through log
+	access *plumb.AccessLogJSON // nil: the access log goes through log
 }
 
 // proxyLoggerName names the proxy's logger, access log included.
@@ -86,8 +88,8 @@ func newLogs(level, format string, w io.Writer) (logs, error) {
 		return logs{}, fmt.Errorf("GATEHOUSE_LOG_LEVEL: %w", err)
 	}
 	// Buffered, not a write(2) per line: that cost about 3 µs of CPU per
-	// proxied request, some 5% of the cookie path. See logWriter.
-	out := newLogWriter(w)
+	// proxied request, some 5% of the cookie path. See package logwriter.
+	out := logwriter.New(w)
 	if format == "console" {
 		ec := zap.NewDevelopmentEncoderConfig()
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
@@ -98,7 +100,7 @@ func newLogs(level, format string, w io.Writer) (logs, error) {
 	ec.EncodeTime = jsonlog.ISO8601TimeEncoder
 	l := logs{log: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, lvl))}
 	if lvl.Enabled(zapcore.InfoLevel) {
-		l.access = &proxy.AccessLogJSON{W: out, Name: proxyLoggerName}
+		l.access = &plumb.AccessLogJSON{W: out, Name: proxyLoggerName}
 	}
 	return l, nil
 }
@@ -107,7 +109,7 @@ func newLogs(level, format string, w io.Writer) (logs, error) {
 type app struct {
 	cfg       *config
 	log       *zap.Logger
-	accessLog *proxy.AccessLogJSON
+	accessLog *plumb.AccessLogJSON
 	store     session.Store
 	keys      *ims.KeySet
 	sessions  *session.Manager

@@ -26,12 +26,14 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
-// The gateway headers the check reads.
+// The gateway headers the check reads (named in package plumb, which the
+// egress listener that sets them shares).
 const (
-	HeaderAPIKey = "X-Api-Key"
-	HeaderOrgID  = "X-Gw-Ims-Org-Id"
+	HeaderAPIKey = plumb.HeaderAPIKey
+	HeaderOrgID  = plumb.HeaderOrgID
 )
 
 // Config configures the check.

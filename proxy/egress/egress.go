@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,12 +31,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
-)
-
-// The headers Gatehouse sets on every call.
-const (
-	HeaderAPIKey = "X-Api-Key"
-	HeaderOrgID  = "X-Gw-Ims-Org-Id"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // Config configures the handler New returns.
@@ -92,8 +86,8 @@ func New(cfg Config) (http.Handler, error) {
 			pr.SetURL(upstream)
 			h := pr.Out.Header
 			h.Del("Authorization") // set by the transport, with the current token
-			h[HeaderAPIKey] = []string{clientID}
-			h[HeaderOrgID] = []string{orgID}
+			h[plumb.HeaderAPIKey] = []string{clientID}
+			h[plumb.HeaderOrgID] = []string{orgID}
 			delNonCanonical(h)
 		},
 		Transport: &retryTransport{
@@ -105,7 +99,11 @@ func New(cfg Config) (http.Handler, error) {
 		ErrorHandler: errorHandler(log, upstream.Host),
 		ErrorLog:     zap.NewStdLog(log.With(zap.String("upstream", upstream.Host))),
 	}
-	return accessLog(log, rp), nil
+	// The same plumbing as the proxy listener's: access log and panic
+	// recovery outermost, then the request id.
+	return plumb.AccessLog(plumb.AccessLogConfig{
+		Logger: log, Message: "egress request", InternalError: "gatehouse egress: internal error",
+	})(plumb.RequestID(rp)), nil
 }
 
 func (cfg Config) validate() error {
@@ -135,7 +133,7 @@ func delNonCanonical(h http.Header) {
 	for k := range h {
 		switch c := http.CanonicalHeaderKey(k); {
 		case c == k:
-		case c == HeaderAPIKey, c == HeaderOrgID, c == "Authorization":
+		case c == plumb.HeaderAPIKey, c == plumb.HeaderOrgID, c == "Authorization":
 			delete(h, k)
 		}
 	}
@@ -155,13 +153,10 @@ const (
 //   - the API was too slow: 504; anything else: 502.
 func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		rec := recordFrom(r.Context())
-		fields := []zap.Field{zap.Error(err), zap.String("upstream", upstreamHost)}
-		if rec.requestID != "" {
-			fields = append(fields, zap.String("request_id", rec.requestID))
-		}
+		rec := plumb.RecordFrom(r.Context())
+		fields := []zap.Field{zap.Error(err), zap.String("upstream", upstreamHost), zap.String("request_id", rec.RequestID)}
 		if errors.Is(r.Context().Err(), context.Canceled) {
-			rec.clientGone = true
+			rec.ClientGone = true
 			log.Debug("client went away during the API round trip", fields...)
 			return
 		}
@@ -177,108 +172,16 @@ func errorHandler(log *zap.Logger, upstreamHost string) func(http.ResponseWriter
 			if e != nil && e.Temporary() {
 				w.Header().Set("Retry-After", "5")
 			}
-			writeText(w, http.StatusServiceUnavailable, bodyNoToken+msg)
+			plumb.WriteText(w, http.StatusServiceUnavailable, strings.TrimSpace(bodyNoToken+msg))
 			return
 		}
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			log.Warn("API timed out", fields...)
-			writeText(w, http.StatusGatewayTimeout, bodyUpstreamTimeout)
+			plumb.WriteText(w, http.StatusGatewayTimeout, bodyUpstreamTimeout)
 			return
 		}
 		log.Warn("API unavailable", fields...)
-		writeText(w, http.StatusBadGateway, bodyUpstreamUnavailable)
+		plumb.WriteText(w, http.StatusBadGateway, bodyUpstreamUnavailable)
 	}
-}
-
-func writeText(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(strings.TrimSpace(msg) + "\n"))
-}
-
-// record is what the access line learns from further down: the transport
-// and the error handler see the outbound request, whose context carries a
-// pointer to it.
-type record struct {
-	requestID  string
-	renewed    bool // a 401 made the transport renew the token
-	retried    bool // and the request was sent again
-	clientGone bool
-}
-
-type recordKey struct{}
-
-func recordFrom(ctx context.Context) *record {
-	if rec, ok := ctx.Value(recordKey{}).(*record); ok {
-		return rec
-	}
-	return &record{}
-}
-
-// maxRequestIDLen bounds a caller's X-Request-Id in the access log.
-const maxRequestIDLen = 128
-
-// accessLog writes one line per request (the path without its query,
-// which may carry secrets; never a header) and turns a panic into a 500.
-func accessLog(log *zap.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &record{requestID: sanitizeRequestID(r.Header.Get("X-Request-Id"))}
-		rw := proxy.NewResponseRecorder(w)
-		r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
-		defer func() {
-			p := recover()
-			aborted := p == http.ErrAbortHandler
-			if p != nil && !aborted {
-				log.Error("panic while handling an egress request", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-				if rw.Started() {
-					aborted = true
-				} else {
-					writeText(rw, http.StatusInternalServerError, "gatehouse egress: internal error")
-				}
-			}
-			status := rw.LogStatus(r, rec.clientGone, aborted)
-			fields := []zap.Field{
-				zap.String("method", r.Method),
-				zap.String("path", r.URL.EscapedPath()),
-				zap.Int("status", status),
-				zap.Int64("bytes", rw.Bytes()),
-				zap.Duration("duration", time.Since(start)),
-				zap.String("remote", r.RemoteAddr),
-			}
-			if rec.requestID != "" {
-				fields = append(fields, zap.String("request_id", rec.requestID))
-			}
-			if rec.renewed {
-				fields = append(fields, zap.Bool("token_renewed", true), zap.Bool("retried", rec.retried))
-			}
-			if aborted {
-				fields = append(fields, zap.Bool("aborted", true))
-			}
-			log.Info("egress request", fields...)
-			if aborted {
-				panic(http.ErrAbortHandler)
-			}
-		}()
-		next.ServeHTTP(rw, r)
-	})
-}
-
-// sanitizeRequestID keeps a caller's request id only when it is 1 to 128
-// characters of [A-Za-z0-9._-], as the main proxy does.
-func sanitizeRequestID(id string) string {
-	if id == "" || len(id) > maxRequestIDLen {
-		return ""
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return ""
-		}
-	}
-	return id
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // MaxReplayBody is the largest request body the egress reads into memory
@@ -75,8 +77,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			zap.String("method", req.Method), zap.String("path", req.URL.EscapedPath()))
 		return resp, nil
 	}
-	rec := recordFrom(ctx)
-	rec.renewed = true
+	rec := plumb.RecordFrom(ctx)
+	rec.TokenRenewed = true
 	fresh, err := t.tokens.Renew(ctx, token)
 	if err != nil {
 		// The caller gets the API's 401; the next call tries again.
@@ -100,7 +102,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	again.Header.Set("Authorization", "Bearer "+fresh)
 	drain(resp)
-	rec.retried = true
+	rec.Retried = true
 	return t.next.RoundTrip(again)
 }
 

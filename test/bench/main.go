@@ -114,7 +114,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of Gatehouse and the bare proxy, and allocation profiles of Gatehouse, under each path's first round to this directory (builds gatehouse with a profiling hook added through go build -overlay)")
 	flag.StringVar(&o.overlay, "overlay", "", "build gatehouse with this go build -overlay file (relative paths from the module root), to measure a variant without changing the checkout")
 	flag.BoolVar(&o.barePool, "bare-buffer-pool", true, "give the bare proxy Gatehouse's pool of copy buffers (false: a ReverseProxy's default, a new 32 KiB buffer per request)")
-	flag.IntVar(&o.bareGC, "bare-gc-headroom", 0, "give the bare proxy Gatehouse's GC tuning (proxy/gctune) with this many MiB of headroom, as GATEHOUSE_GC_HEADROOM_MIB gives Gatehouse (32 by default); 0: Go's defaults, as a plain proxy runs")
+	flag.IntVar(&o.bareGC, "bare-gc-headroom", 0, "give the bare proxy Gatehouse's GC tuning (cmd/runtime/gctune) with this many MiB of headroom, as GATEHOUSE_GC_HEADROOM_MIB gives Gatehouse (32 by default); 0: Go's defaults, as a plain proxy runs")
 	flag.Var(&o.env, "env", "a GATEHOUSE_NAME=value setting for Gatehouse on top of the benchmark's own (repeatable), e.g. to measure GATEHOUSE_IMS_VALIDATION=both")
 	flag.StringVar(&o.store, "store", storeSQLite, "the store Gatehouse runs on: sqlite, postgres (a fresh schema on -postgres-url, dropped after) or both (every path on each, reported side by side)")
 	flag.StringVar(&o.postgresURL, "postgres-url", defaultPostgresURL(), "PostgreSQL server for -store postgres, -cold-tokens and -spread; a role that may create schemas (default: $"+postgresURLEnv+", else the local server)")

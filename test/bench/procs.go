@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/cmd/runtime/gctune"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
-	"github.com/gatehouse-proxy/gatehouse/proxy/gctune"
 )
 
 // process is a proxy running as a child process, so that its memory is its
@@ -332,7 +332,7 @@ const (
 // bareOptions are what the floor may be given of Gatehouse's own tuning.
 type bareOptions struct {
 	bufferPool    bool // Gatehouse's pool of copy buffers
-	gcHeadroomMiB int  // Gatehouse's GC tuning (proxy/gctune); 0: Go's defaults
+	gcHeadroomMiB int  // Gatehouse's GC tuning (cmd/runtime/gctune); 0: Go's defaults
 }
 
 func startBare(upstream, profileDir string, o bareOptions) (*process, error) {

@@ -1,4 +1,7 @@
-package main
+// Package logwriter is the output behind Gatehouse's logs: lines are
+// buffered and written by a goroutine of their own, so that a slow log
+// reader never makes a request wait.
+package logwriter
 
 import (
 	"io"
@@ -27,8 +30,8 @@ const (
 	logMaxBuffered   = 8 << 20
 )
 
-// logWriter is the zapcore.WriteSyncer behind Gatehouse's logs.
-type logWriter struct {
+// Writer is the zapcore.WriteSyncer behind Gatehouse's logs.
+type Writer struct {
 	out      zapcore.WriteSyncer
 	maxBytes int
 
@@ -41,8 +44,10 @@ type logWriter struct {
 	writeMu sync.Mutex // one flush at a time, so that lines stay in order
 }
 
-func newLogWriter(out io.Writer) *logWriter {
-	w := &logWriter{out: zapcore.AddSync(out), maxBytes: logMaxBuffered, kick: make(chan struct{}, 1)}
+// New returns a Writer to out and starts its flusher, which runs for the
+// life of the process.
+func New(out io.Writer) *Writer {
+	w := &Writer{out: zapcore.AddSync(out), maxBytes: logMaxBuffered, kick: make(chan struct{}, 1)}
 	w.taken = sync.NewCond(&w.mu)
 	go w.run()
 	return w
@@ -50,7 +55,7 @@ func newLogWriter(out io.Writer) *logWriter {
 
 // Write queues p, one encoded log line, and returns without waiting for
 // the output unless logMaxBuffered bytes are already waiting.
-func (w *logWriter) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	for len(w.buf) > 0 && len(w.buf)+len(p) > w.maxBytes {
 		w.wake()
@@ -65,7 +70,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *logWriter) wake() {
+func (w *Writer) wake() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -73,7 +78,7 @@ func (w *logWriter) wake() {
 }
 
 // Sync writes out every line queued so far, then syncs the output.
-func (w *logWriter) Sync() error {
+func (w *Writer) Sync() error {
 	err := w.flush()
 	if serr := w.out.Sync(); err == nil {
 		err = serr
@@ -83,7 +88,7 @@ func (w *logWriter) Sync() error {
 
 // run flushes for the life of the process, as zap's BufferedWriteSyncer
 // does: a logger lives as long as its process.
-func (w *logWriter) run() {
+func (w *Writer) run() {
 	t := time.NewTicker(logFlushInterval)
 	defer t.Stop()
 	for {
@@ -95,7 +100,7 @@ func (w *logWriter) run() {
 	}
 }
 
-func (w *logWriter) flush() error {
+func (w *Writer) flush() error {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 	w.mu.Lock()

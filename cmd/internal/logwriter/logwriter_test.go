@@ -1,4 +1,4 @@
-package main
+package logwriter
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func (o *blockingOutput) String() string {
 
 func TestLogWriterDoesNotWaitForOutput(t *testing.T) {
 	out := &blockingOutput{open: make(chan struct{})}
-	w := newLogWriter(out)
+	w := New(out)
 	const writers, lines = 8, 2000 // about 1.5 MiB: far past logFlushSize
 	done := make(chan struct{})
 	go func() {
@@ -75,7 +75,7 @@ func TestLogWriterDoesNotWaitForOutput(t *testing.T) {
 
 func TestLogWriterWaitsPastItsLimit(t *testing.T) {
 	out := &blockingOutput{open: make(chan struct{})}
-	w := newLogWriter(out)
+	w := New(out)
 	w.maxBytes = 1 << 10
 	line := strings.Repeat("y", 99) + "\n"
 	wrote := make(chan int)
@@ -110,7 +110,7 @@ func TestLogWriterFlushesOnItsOwn(t *testing.T) {
 	var out blockingOutput
 	out.open = make(chan struct{})
 	close(out.open)
-	w := newLogWriter(&out)
+	w := New(&out)
 	w.Write([]byte("one line\n"))
 	deadline := time.Now().Add(5 * time.Second)
 	for out.String() != "one line\n" {
