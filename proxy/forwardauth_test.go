@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,7 +38,7 @@ func (s *seenByAuth) middleware(next http.Handler) http.Handler {
 
 // newForwardAuthHarness is a harness whose authentication step records
 // what it was asked about.
-func newForwardAuthHarness(t *testing.T) (*harness, *seenByAuth) {
+func newForwardAuthHarness(t testing.TB) (*harness, *seenByAuth) {
 	t.Helper()
 	seen := &seenByAuth{fake: &fakeAuth{}}
 	h := newHarness(t, nil, func(c *Config) { c.Authenticate = seen.middleware })
@@ -213,4 +214,62 @@ func merge(a, b map[string][]string) map[string][]string {
 		}
 	}
 	return out
+}
+
+// FuzzForwardAuthOriginal sends forward-auth requests with arbitrary
+// original-request headers (an empty value: the header is not sent). The
+// answer is 200 or 400, never anything else; a 400 never runs the
+// authentication step; a 200 judged a request whose method and URI obey
+// every rule: one value per header, the two pairs agreeing, a method that
+// is a token, a URI that is a path within its limit without control
+// characters.
+func FuzzForwardAuthOriginal(f *testing.F) {
+	h, seen := newForwardAuthHarness(f)
+	for _, s := range [][4]string{
+		{"", "", "", ""},
+		{"POST", "/api/x?y=1", "", ""},
+		{"", "", "PUT", "/content/dam/a%20b"},
+		{"GET", "/public", "GET", "/api/x"},
+		{"GE T", "http://evil/api", "", "//api/x"},
+		{"", "/api/\x7f", "", "/api/%zz"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, fm, fu, om, ou string) {
+		seen.mu.Lock()
+		seen.calls = 0
+		seen.mu.Unlock()
+		r := httptest.NewRequest(http.MethodGet, "/gatehouse/auth", nil)
+		r.Header.Set("Authorization", "Bearer good")
+		for name, v := range map[string]string{HeaderForwardedMethod: fm, HeaderForwardedURI: fu, HeaderOriginalMethod: om, HeaderOriginalURI: ou} {
+			if v != "" {
+				r.Header[name] = []string{v}
+			}
+		}
+		w := httptest.NewRecorder()
+		h.handler.ServeHTTP(w, r)
+		switch w.Code {
+		case http.StatusBadRequest:
+			if seen.calls != 0 || w.Header().Get("X-Reason") != ReasonBadForwardedRequest {
+				t.Fatalf("400 with X-Reason %q after %d authentication calls", w.Header().Get("X-Reason"), seen.calls)
+			}
+			return
+		case http.StatusOK:
+		default:
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		method, uri := cmp.Or(fm, om, "GET"), cmp.Or(fu, ou, "/")
+		switch {
+		case fm != "" && om != "" && fm != om, fu != "" && ou != "" && fu != ou:
+			t.Fatalf("200 although the pairs disagree: %q %q / %q %q", fm, om, fu, ou)
+		case !validToken(method) || len(method) > maxOriginalMethodLen:
+			t.Fatalf("200 for method %q", method)
+		case !strings.HasPrefix(uri, "/") || len(uri) > maxOriginalURILen || strings.ContainsFunc(uri, func(c rune) bool { return c < ' ' || c == 0x7f }):
+			t.Fatalf("200 for URI %q", uri)
+		case seen.method != method:
+			t.Fatalf("authentication saw method %q, want %q", seen.method, method)
+		case w.Header().Get(HeaderUser) != testUser.UserID:
+			t.Fatalf("200 without the identity: %v", w.Header())
+		}
+	})
 }
