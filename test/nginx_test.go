@@ -325,6 +325,11 @@ func TestNginxForwardAuth(t *testing.T) {
 		r = n.front.do(t, request{path: whoami, cookie: cookie.value})
 		wantRefusedByNginx(t, n, r, http.StatusUnauthorized, "INVALID_TOKEN")
 		r.wantClearedCookie(t)
+		// A refusal auth_request has no answer for becomes nginx's 500,
+		// still saying why.
+		r = n.front.do(t, request{path: whoami, header: map[string][]string{"Cookie": {"login-token=a; login-token=b"}}})
+		wantRefusedByNginx(t, n, r, http.StatusInternalServerError, "AMBIGUOUS_COOKIE")
+		r.wantClearedCookie(t)
 		// The forward-auth endpoint itself is not for clients.
 		r = n.front.do(t, request{path: "/gatehouse/auth", bearer: tok})
 		wantStatus(t, r, http.StatusNotFound)
