@@ -37,7 +37,9 @@ type Config struct {
 	Prefix string
 	// Authenticate is the authentication step. It either puts an
 	// *auth.Identity in the request context and calls next, or answers
-	// the request itself. Required.
+	// the request itself. Required. It runs for proxied requests and for
+	// forward-auth, where the request it is given carries the method and
+	// URL of the request the front proxy asks about.
 	Authenticate func(http.Handler) http.Handler
 	// Logout is served at Prefix+"logout", unauthenticated (it reads the
 	// cookie itself). Nil: that path answers 404.
