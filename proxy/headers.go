@@ -136,12 +136,22 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 	}
 	set(HeaderRequestID, plumb.RecordFrom(in.Context()).RequestID)
 	if id, ok := auth.FromContext(in.Context()); ok {
-		// Encoded, so that no name can pass for two groups, lose the
-		// spaces at its ends in transit, or break the header.
-		set(HeaderUser, idheader.Encode(id.UserID))
-		set(HeaderEmail, idheader.Encode(id.Email))
-		set(HeaderGroups, idheader.EncodeGroups(id.Groups))
+		writeIdentity(id, set)
 	}
+}
+
+// writeIdentity writes the headers that tell who the user is through set,
+// which sends a header or, for "", none: on the request to the upstream
+// and on forward-auth's answer alike, so that both always carry the same
+// identity. (A signed assertion of it belongs here too.) set must not
+// keep the function: it runs on every proxied request, and a set that
+// escaped would cost an allocation.
+func writeIdentity(id *auth.Identity, set func(name, value string)) {
+	// Encoded, so that no name can pass for two groups, lose the spaces
+	// at its ends in transit, or break the header.
+	set(HeaderUser, idheader.Encode(id.UserID))
+	set(HeaderEmail, idheader.Encode(id.Email))
+	set(HeaderGroups, idheader.EncodeGroups(id.Groups))
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no

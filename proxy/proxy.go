@@ -8,6 +8,9 @@
 // an identity was established, the release of the body guard, and the
 // reverse proxy, which writes the identity headers on the outgoing
 // request. See New.
+//
+// Prefix+"auth" is forward-auth: the same authentication, for a front
+// proxy that asks before it forwards itself (see forwardAuth).
 package proxy
 
 import (
@@ -31,12 +34,14 @@ type Config struct {
 	// and a host, optionally a base path. Required.
 	Upstream *url.URL
 	// Prefix is the path under which Gatehouse serves its own endpoints
-	// (healthz, readyz, logout) and which is never proxied. It must start
+	// (healthz, readyz, auth, logout) and which is never proxied. It must start
 	// and end with "/". Default "/gatehouse/".
 	Prefix string
 	// Authenticate is the authentication step. It either puts an
 	// *auth.Identity in the request context and calls next, or answers
-	// the request itself. Required.
+	// the request itself. Required. It runs for proxied requests and for
+	// forward-auth, where the request it is given carries the method and
+	// URL of the request the front proxy asks about.
 	Authenticate func(http.Handler) http.Handler
 	// Logout is served at Prefix+"logout", unauthenticated (it reads the
 	// cookie itself). Nil: that path answers 404.
@@ -89,6 +94,7 @@ func New(cfg Config) (http.Handler, error) {
 		match:  NewPathMatcher(cfg.Prefix),
 		ready:  cfg.Ready,
 		logout: cfg.Logout,
+		auth:   forwardAuth(cfg.Authenticate),
 	}
 	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName}
 	return chain(newForwarder(cfg, headers, log),

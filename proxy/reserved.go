@@ -36,12 +36,16 @@ const readyTimeout = 2 * time.Second
 // "//gatehouse/healthz" are the health check, while "/Gatehouse/healthz",
 // "/a/..;/gatehouse/healthz" or a double-encoded path are reserved but
 // match no endpoint, so they get 404. Either way nothing is proxied.
+//
+// The one endpoint that authenticates is forward-auth (Prefix+"auth"),
+// which runs the authentication step itself; see forwardAuth.
 type reservedPaths struct {
 	prefix string // e.g. "/gatehouse/"
 	folded string // prefix in lower case
 	match  *PathMatcher
 	ready  func(context.Context) error
 	logout http.Handler
+	auth   http.Handler // forward-auth; see forwardAuth
 }
 
 func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
@@ -63,6 +67,10 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 		case rp.prefix + "readyz":
 			if allowGet(w, r) {
 				rp.readyz(w, r)
+			}
+		case rp.prefix + "auth":
+			if allowGet(w, r) {
+				rp.auth.ServeHTTP(w, r)
 			}
 		case rp.prefix + "logout":
 			if rp.logout == nil {
