@@ -72,6 +72,7 @@ type options struct {
 	coldWorkers int
 	coldRounds  int
 	spread      int
+	features    string
 }
 
 // envFlags collects repeated -env KEY=VALUE flags.
@@ -114,7 +115,8 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of Gatehouse and the bare proxy, and allocation profiles of Gatehouse, under each path's first round to this directory (builds gatehouse with a profiling hook added through go build -overlay)")
 	flag.StringVar(&o.overlay, "overlay", "", "build gatehouse with this go build -overlay file (relative paths from the module root), to measure a variant without changing the checkout")
 	flag.BoolVar(&o.barePool, "bare-buffer-pool", true, "give the bare proxy Gatehouse's pool of copy buffers (false: a ReverseProxy's default, a new 32 KiB buffer per request)")
-	flag.IntVar(&o.bareGC, "bare-gc-headroom", 0, "give the bare proxy Gatehouse's GC tuning (cmd/runtime/gctune) with this many MiB of headroom, as GATEHOUSE_GC_HEADROOM_MIB gives Gatehouse (32 by default); 0: Go's defaults, as a plain proxy runs")
+	flag.IntVar(&o.bareGC, "bare-gc-headroom", 32, "give the bare proxy Gatehouse's GC tuning (cmd/runtime/gctune) with this many MiB of headroom, as GATEHOUSE_GC_HEADROOM_MIB gives Gatehouse (32 by default), so that the floor is a proxy tuned as an operator would tune it; 0: Go's defaults, as an untuned plain proxy runs")
+	flag.StringVar(&o.features, "features", "on,off", "sets of per-request features Gatehouse runs the paths with, comma separated: on (access log, metrics and the signed assertion, as a production sidecar runs), off (none), no-log, no-metrics, no-assertion; the budget is judged on the first")
 	flag.Var(&o.env, "env", "a GATEHOUSE_NAME=value setting for Gatehouse on top of the benchmark's own (repeatable), e.g. to measure GATEHOUSE_IMS_VALIDATION=both")
 	flag.StringVar(&o.store, "store", storeSQLite, "the store Gatehouse runs on: sqlite, postgres (a fresh schema on -postgres-url, dropped after) or both (every path on each, reported side by side)")
 	flag.StringVar(&o.postgresURL, "postgres-url", defaultPostgresURL(), "PostgreSQL server for -store postgres, -cold-tokens and -spread; a role that may create schemas (default: $"+postgresURLEnv+", else the local server)")
@@ -215,6 +217,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	sets, err := parseFeatures(o.features)
+	if err != nil {
+		return err
+	}
 	if o.spread > 0 && o.spread < 100 {
 		say("-spread %d: the p99 of fewer than 100 revocations is their maximum", o.spread)
 	}
@@ -278,10 +284,22 @@ func run(ctx context.Context, o options) error {
 	b.bin, b.baseEnv = bin, env
 	b.res.Settings.Gatehouse = append(slices.Clone(env[3:]), o.env...)
 	b.res.Settings.Stores = stores
+	b.res.Settings.Features = sets
+	for _, set := range sets {
+		b.res.Settings.FeatureSets = append(b.res.Settings.FeatureSets, describeFeatures(set))
+	}
 	say("upstream %s, bare proxy %s, IMS emulator %s", upstream, b.bare.addr, b.emu.URL)
+	// Store by store, each with every feature set, so that the sets' costs
+	// are measured minutes apart on the same store.
 	for i, store := range stores {
-		if err := b.measureStore(ctx, i, store, paths); err != nil {
-			return fmt.Errorf("store %s: %w", store, err)
+		for j, set := range sets {
+			v := variant{store: store, features: set, label: variantLabel(store, set, len(stores) > 1, len(sets) > 1)}
+			if v.label != "" {
+				b.res.Settings.Variants = append(b.res.Settings.Variants, v.label)
+			}
+			if err := b.measureStore(ctx, i*len(sets)+j, v, paths); err != nil {
+				return fmt.Errorf("store %s, features %s: %w", store, set, err)
+			}
 		}
 	}
 	for _, pr := range b.res.Paths {
@@ -598,17 +616,30 @@ func gatehouseGC(env envFlags) string {
 	return "heap goal kept " + mib + " MiB above the live heap (GATEHOUSE_GC_HEADROOM_MIB)"
 }
 
-// measureStore starts Gatehouse on a fresh store of the kind and drives
-// every path against it and the bare proxy. The first store measured also
-// gets the streaming, the floods and the peak memory.
-func (b *bench) measureStore(ctx context.Context, index int, store string, paths []string) error {
-	o, first := b.o, index == 0
+// variant is one store and feature set the paths run on.
+type variant struct {
+	store, features string
+	// label names it in the report; empty for SQLite alone with one set.
+	label string
+}
+
+// measureStore starts Gatehouse on a fresh store of the kind, with the
+// variant's features, and drives every path against it and the bare proxy.
+// The first variant measured also gets the streaming, the floods and the
+// peak memory.
+func (b *bench) measureStore(ctx context.Context, index int, v variant, paths []string) error {
+	o, first, store := b.o, index == 0, v.store
 	setting, cleanup, err := b.storeSetting(ctx, store)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	features, err := featureEnv(v.features)
+	if err != nil {
+		return err
+	}
 	env := append(slices.Clone(b.baseEnv), "GATEHOUSE_STORE="+setting)
+	env = append(env, features...)
 	env = append(env, o.env...)
 	b.res.Settings.StoreSettings = append(b.res.Settings.StoreSettings, redactSetting("GATEHOUSE_STORE="+setting))
 	if b.prof != nil {
@@ -618,13 +649,13 @@ func (b *bench) measureStore(ctx context.Context, index int, store string, paths
 		return err
 	}
 	defer b.gh.stop()
-	// A single store's run reads as before; with several, each row says
-	// which store it was measured on.
-	label, storeNote := "", ""
-	if len(b.res.Settings.Stores) > 1 || store != storeSQLite {
-		label, storeNote = store, store+": "
+	// A single variant's run reads as before; with several, each row says
+	// which it was measured on.
+	label, storeNote := v.label, ""
+	if label != "" {
+		storeNote = label + ": "
 	}
-	say("gatehouse %s on %s", b.gh.addr, store)
+	say("gatehouse %s on %s, %s", b.gh.addr, store, describeFeatures(v.features))
 
 	// Sign-ins the paths need.
 	cookieTok := b.mint("K", 0)
@@ -701,7 +732,7 @@ func (b *bench) measureStore(ctx context.Context, index int, store string, paths
 		}
 	}
 	for _, p := range paths {
-		b.res.Paths = append(b.res.Paths, &pathResult{Name: p, Store: label, Budget: budgets[p].text})
+		b.res.Paths = append(b.res.Paths, &pathResult{Name: p, Store: label, Features: v.features, Budget: budgets[p].text})
 	}
 	mine := b.res.Paths[len(b.res.Paths)-len(paths):]
 	// Path by path, so that the paths that fill Gatehouse's caches with
