@@ -201,6 +201,23 @@ func TestTechnicalAccount(t *testing.T) {
 					t.Errorf("check-health before the upload: exit %d, stderr %q; want a refused signature", code, stderr)
 				}
 				upload(t, w.ims.URL, techClientID, certPath)
+
+				// The console's three values (API key, client secret, JWT
+				// payload with an exp long past) and the private key are all
+				// check-health needs; the IMS URL is the emulator's.
+				payload := `{"exp":1550001438,"iss":"` + techOrgID + `","sub":"` + techAccountID + `","aud":"` + w.ims.URL + `/c/` + techClientID +
+					`","` + w.ims.URL + `/s/` + techMetascope + `":true}`
+				pasted := envOf(map[string]string{"TECH_CLIENT_ID": techClientID, "TECH_CLIENT_SECRET": techSecret,
+					"TECH_JWT_PAYLOAD": payload, "TECH_PRIVATE_KEY": keyPath, "IMS_URL": w.ims.URL})
+				if code, stdout, stderr := runBinary(t, 30*time.Second, pasted, "check-health"); code != 0 || stdout != "Token retrieved successfully\n" {
+					t.Errorf("check-health with the pasted JWT payload: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+				}
+				bad := strings.Replace(payload, `"sub"`, `"subject"`, 1)
+				pasted = envOf(map[string]string{"TECH_CLIENT_ID": techClientID, "TECH_CLIENT_SECRET": techSecret,
+					"TECH_JWT_PAYLOAD": bad, "TECH_PRIVATE_KEY": keyPath, "IMS_URL": w.ims.URL})
+				if code, _, stderr := runBinary(t, 30*time.Second, pasted, "check-health"); code == 0 || !strings.Contains(stderr, `GATEHOUSE_TECH_JWT_PAYLOAD: claim "sub": missing`) {
+					t.Errorf("check-health with a payload without sub: exit %d, stderr %q; want the claim named", code, stderr)
+				}
 			}
 
 			// The TECH_* settings are all these commands need (and the IMS URL,

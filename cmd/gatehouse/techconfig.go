@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type techSettings struct {
 	Metascopes       []string      `env:"TECH_METASCOPES" envSeparator:"," help:"JWT exchange: metascopes of the integration's APIs, comma separated, e.g. ent_cloudmgr_sdk"`
 	Scopes           []string      `env:"TECH_SCOPES" envSeparator:"," help:"OAuth server-to-server (instead of the three above): scopes, comma separated, e.g. openid,AdobeID,read_organizations"`
 	JWTLifetime      time.Duration `env:"TECH_JWT_LIFETIME" envDefault:"5m" help:"JWT exchange: how long the signed JWT is valid (its exp)"`
+	JWTPayload       string        `env:"TECH_JWT_PAYLOAD" help:"JWT exchange: the developer console's JWT payload, pasted whole (JSON); gives the organization (iss), the technical account (sub) and the metascopes, instead of the three settings above"`
+	JWTPayloadFile   string        `env:"TECH_JWT_PAYLOAD_FILE" help:"file holding the JWT payload instead; not both"`
 }
 
 // loadTechConfig reads the technical account's settings from vars and
@@ -72,6 +75,9 @@ func loadTechConfig(vars map[string]string) (*techacct.Config, error) {
 		Scopes:       s.Scopes,
 		JWTLifetime:  s.JWTLifetime,
 	}
+	if err := applyPayload(vars, cfg, s.IMSURL != vars[envPrefix+"TECH_IMS_URL"]); err != nil {
+		errs = append(errs, err)
+	}
 	keyLoaded := true
 	if s.PrivateKey != "" {
 		key, err := techacct.LoadPrivateKey(s.PrivateKey)
@@ -109,6 +115,73 @@ func loadTechConfig(vars map[string]string) (*techacct.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// applyPayload fills cfg's JWT-exchange fields from GATEHOUSE_TECH_JWT_PAYLOAD
+// (or its _FILE), the console's payload pasted whole. A setting given
+// separately as well must agree with the payload's claim; aud must name
+// the client id and the IMS in use, since the exchange sends the client
+// secret there. imsDefaulted says the IMS URL came from GATEHOUSE_IMS_URL
+// or the default rather than GATEHOUSE_TECH_IMS_URL, for the message.
+func applyPayload(vars map[string]string, cfg *techacct.Config, imsDefaulted bool) error {
+	const name = envPrefix + "TECH_JWT_PAYLOAD"
+	raw, err := secretSetting(vars, "TECH_JWT_PAYLOAD")
+	if err != nil || raw == "" {
+		return err
+	}
+	p, err := techacct.ParsePayload([]byte(raw))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	var errs []error
+	contradicts := func(claim, field, claimed, given string) {
+		errs = append(errs, fmt.Errorf("%s: claim %q is %q, but %s is %q: they must agree (or leave %[4]s unset)",
+			name, claim, claimed, techacct.EnvName(field), given))
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = p.ClientID
+	} else if cfg.ClientID != p.ClientID {
+		contradicts("aud", "ClientID", p.ClientID, cfg.ClientID)
+	}
+	if !techacct.SameIMS(p.IMSURL, cfg.IMSURL) {
+		from := techacct.EnvName("IMSURL")
+		if imsDefaulted {
+			from += " is unset, so " + cfg.IMSURL + " is used"
+		} else {
+			from += " is " + cfg.IMSURL
+		}
+		errs = append(errs, fmt.Errorf("%s: claim \"aud\" names IMS %s, but %s: the exchange would send the client secret to another IMS; set %s to the payload's IMS",
+			name, p.IMSURL, from, techacct.EnvName("IMSURL")))
+	}
+	if cfg.OrgID == "" {
+		cfg.OrgID = p.OrgID
+	} else if cfg.OrgID != p.OrgID {
+		contradicts("iss", "OrgID", p.OrgID, cfg.OrgID)
+	}
+	if cfg.AccountID == "" {
+		cfg.AccountID = p.AccountID
+	} else if cfg.AccountID != p.AccountID {
+		contradicts("sub", "AccountID", p.AccountID, cfg.AccountID)
+	}
+	if len(cfg.Metascopes) == 0 {
+		cfg.Metascopes = p.Metascopes
+	} else if given := trimmedSorted(cfg.Metascopes); !slices.Equal(given, p.Metascopes) {
+		contradicts("…/s/…", "Metascopes", strings.Join(p.Metascopes, ","), strings.Join(given, ","))
+	}
+	return errors.Join(errs...)
+}
+
+// trimmedSorted is a list setting's values as a set: trimmed, without
+// empty ones, sorted.
+func trimmedSorted(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // secretSetting is the value of the variable GATEHOUSE_<name>, or the

@@ -164,6 +164,84 @@ func TestLoadTechConfig(t *testing.T) {
 	}
 }
 
+// TestLoadTechConfigPayload: the console's JWT payload, pasted whole, stands
+// for the organization, technical account and metascopes settings, and must
+// agree with whatever is set beside it.
+func TestLoadTechConfigPayload(t *testing.T) {
+	key := keyPath(t)
+	payload := func(ims, client string) string {
+		return `{"exp":1550001438,"iss":"ORG@AdobeOrg","sub":"ACC@techacct.adobe.com","aud":"` + ims + `/c/` + client + `",` +
+			`"` + ims + `/s/ent_cloudmgr_sdk":true,"` + ims + `/s/ent_other":true}`
+	}
+	const prod = techacct.DefaultIMSURL
+	pasted := []string{"TECH_CLIENT_ID", "cid", "TECH_CLIENT_SECRET", "s3cret", "TECH_PRIVATE_KEY", key}
+	with := func(kv ...string) map[string]string { return vars(append(append([]string{}, pasted...), kv...)...) }
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		ims  string
+	}{
+		{"the three pasted values and the key", with("TECH_JWT_PAYLOAD", payload(prod, "cid")), prod},
+		{"from a file", with("TECH_JWT_PAYLOAD_FILE", writeFile(t, payload(prod, "cid")+"\n")), prod},
+		{"emulator IMS from GATEHOUSE_IMS_URL", with("TECH_JWT_PAYLOAD", payload("http://127.0.0.1:8180", "cid"), "IMS_URL", "http://127.0.0.1:8180/"), "http://127.0.0.1:8180/"},
+		{"agreeing settings beside it", with("TECH_JWT_PAYLOAD", payload(prod, "cid"), "TECH_ORG_ID", "ORG@AdobeOrg",
+			"TECH_ACCOUNT_ID", "ACC@techacct.adobe.com", "TECH_METASCOPES", "ent_other, ent_cloudmgr_sdk"), prod},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadTechConfig(tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Method() != techacct.MethodJWT || c.OrgID != "ORG@AdobeOrg" || c.AccountID != "ACC@techacct.adobe.com" || c.ClientID != "cid" ||
+				c.IMSURL != tc.ims || strings.Join(trimmedSorted(c.Metascopes), ",") != "ent_cloudmgr_sdk,ent_other" || c.JWTLifetime != 5*time.Minute {
+				t.Errorf("config %+v", c)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"not JSON", with("TECH_JWT_PAYLOAD", "exp=1"), []string{"GATEHOUSE_TECH_JWT_PAYLOAD: not a JSON object"}},
+		{"a claim missing", with("TECH_JWT_PAYLOAD", strings.Replace(payload(prod, "cid"), `"sub"`, `"subject"`, 1)),
+			[]string{`GATEHOUSE_TECH_JWT_PAYLOAD: claim "sub": missing`}},
+		{"another client id", with("TECH_JWT_PAYLOAD", payload(prod, "other")),
+			[]string{`claim "aud" is "other", but GATEHOUSE_TECH_CLIENT_ID is "cid"`}},
+		{"another IMS", with("TECH_JWT_PAYLOAD", payload("https://ims-na1-stg1.adobelogin.com", "cid")),
+			[]string{`claim "aud" names IMS https://ims-na1-stg1.adobelogin.com`, "GATEHOUSE_TECH_IMS_URL is unset, so " + prod + " is used"}},
+		{"another organization", with("TECH_JWT_PAYLOAD", payload(prod, "cid"), "TECH_ORG_ID", "X@AdobeOrg"),
+			[]string{`claim "iss" is "ORG@AdobeOrg", but GATEHOUSE_TECH_ORG_ID is "X@AdobeOrg"`}},
+		{"another account", with("TECH_JWT_PAYLOAD", payload(prod, "cid"), "TECH_ACCOUNT_ID", "X@techacct.adobe.com"),
+			[]string{`claim "sub"`, "GATEHOUSE_TECH_ACCOUNT_ID"}},
+		{"other metascopes", with("TECH_JWT_PAYLOAD", payload(prod, "cid"), "TECH_METASCOPES", "ent_cloudmgr_sdk"),
+			[]string{"GATEHOUSE_TECH_METASCOPES"}},
+		{"with client-credentials scopes", with("TECH_JWT_PAYLOAD", payload(prod, "cid"), "TECH_SCOPES", "openid"),
+			[]string{"GATEHOUSE_TECH_SCOPES", "not both"}},
+		{"payload twice", with("TECH_JWT_PAYLOAD", payload(prod, "cid"), "TECH_JWT_PAYLOAD_FILE", "/x"),
+			[]string{"GATEHOUSE_TECH_JWT_PAYLOAD and GATEHOUSE_TECH_JWT_PAYLOAD_FILE are both set"}},
+		{"no private key", vars("TECH_CLIENT_ID", "cid", "TECH_CLIENT_SECRET", "s", "TECH_JWT_PAYLOAD", payload(prod, "cid")),
+			[]string{"GATEHOUSE_TECH_PRIVATE_KEY"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadTechConfig(tc.env)
+			if err == nil {
+				t.Fatalf("accepted: %+v", c)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error shows the secret: %q", err)
+			}
+		})
+	}
+}
+
 func TestLoadConfigTechAndEgress(t *testing.T) {
 	up := "GATEHOUSE_UPSTREAM=http://127.0.0.1:4502"
 	tech := []string{"GATEHOUSE_TECH_CLIENT_ID=cid", "GATEHOUSE_TECH_CLIENT_SECRET=s", "GATEHOUSE_TECH_ORG_ID=O@AdobeOrg", "GATEHOUSE_TECH_SCOPES=openid"}
