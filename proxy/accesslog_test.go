@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 func TestAccessLogLine(t *testing.T) {
@@ -17,13 +19,18 @@ func TestAccessLogLine(t *testing.T) {
 		header     http.Header
 		wantStatus int64
 		wantUser   any // nil: no user field
+		// wantLevel: probes at debug, so that an orchestrator probing
+		// every few seconds does not drown the log.
+		wantLevel zapcore.Level
 	}{
 		{"authenticated with secrets in query, header and cookie", "/content/dam.json?token=query-secret&x=1",
 			http.Header{"Authorization": {"Bearer good-bearer-secret"}, "Cookie": {"login-token=good-cookie-secret; a=1"}},
-			200, testUser.UserID},
+			200, testUser.UserID, zapcore.InfoLevel},
 		{"rejected", "/content/dam.json?token=query-secret",
-			http.Header{"Authorization": {"Bearer bad-bearer-secret"}}, 401, nil},
-		{"reserved", "/gatehouse/healthz?token=query-secret", nil, 200, nil},
+			http.Header{"Authorization": {"Bearer bad-bearer-secret"}}, 401, nil, zapcore.InfoLevel},
+		{"health probe", "/gatehouse/healthz?token=query-secret", nil, 200, nil, zapcore.DebugLevel},
+		{"readiness probe", "/gatehouse/readyz", nil, 200, nil, zapcore.DebugLevel},
+		{"other reserved path", "/gatehouse/nothing-here", nil, 404, nil, zapcore.InfoLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,8 +66,10 @@ func TestAccessLogLine(t *testing.T) {
 					t.Errorf("log line leaks a secret: %s", s)
 				}
 			}
-			if len(h.accessLines()) != 1 {
-				t.Errorf("%d access-log lines, want 1", len(h.accessLines()))
+			if lines := h.accessLines(); len(lines) != 1 {
+				t.Errorf("%d access-log lines, want 1", len(lines))
+			} else if lines[0].Level != tt.wantLevel {
+				t.Errorf("logged at %s, want %s", lines[0].Level, tt.wantLevel)
 			}
 		})
 	}

@@ -61,10 +61,12 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 		}
 		switch path.Clean(r.URL.Path) {
 		case rp.prefix + "healthz":
+			markProbe(r)
 			if allowGet(w, r) {
 				plumb.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			}
 		case rp.prefix + "readyz":
+			markProbe(r)
 			if allowGet(w, r) {
 				rp.readyz(w, r)
 			}
@@ -82,6 +84,13 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 			plumb.WriteText(w, http.StatusNotFound, "gatehouse: not found")
 		}
 	})
+}
+
+// markProbe has the access log write the probe's line at debug.
+func markProbe(r *http.Request) {
+	if rec := plumb.RecordFrom(r.Context()); rec != nil {
+		rec.Probe = true
+	}
 }
 
 func (rp *reservedPaths) readyz(w http.ResponseWriter, r *http.Request) {

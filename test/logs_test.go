@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,45 @@ func keyForms(b []byte) map[string]string {
 		"base64":    base64.RawStdEncoding.EncodeToString(b),
 		"hex":       hex.EncodeToString(b),
 		"HEX":       strings.ToUpper(hex.EncodeToString(b)),
+	}
+}
+
+// TestProbesLoggedAtDebug: a kubelet probing every few seconds must not
+// drown the access log at the default level; at debug its lines are there.
+func TestProbesLoggedAtDebug(t *testing.T) {
+	t.Parallel()
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			p := w.start(t, map[string]string{"LOG_LEVEL": level})
+			wantStatus(t, p.do(t, request{path: "/gatehouse/healthz"}), 200)
+			wantStatus(t, p.do(t, request{path: "/gatehouse/readyz"}), 200)
+			wantStatus(t, p.do(t, request{path: whoami}), 401)
+			p.stop(t)
+			var probes, others int
+			for _, line := range strings.Split(p.logs.String(), "\n") {
+				var e struct {
+					Level, Msg, Path string
+				}
+				if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "request" {
+					continue
+				}
+				switch e.Path {
+				case "/gatehouse/healthz", "/gatehouse/readyz":
+					probes++
+					if e.Level != "debug" {
+						t.Errorf("probe logged at %q: %s", e.Level, line)
+					}
+				default:
+					others++
+				}
+			}
+			// The harness itself waits on readyz before the test's requests.
+			if (level == "info") != (probes == 0) || (level == "debug" && probes < 2) || others != 1 {
+				t.Errorf("at %s: %d probe lines, %d other access lines; want none at info, two or more at debug, and 1 other\n%s",
+					level, probes, others, p.logs.String())
+			}
+		})
 	}
 }

@@ -84,9 +84,14 @@ func AccessLog(cfg AccessLogConfig) func(http.Handler) http.Handler {
 					retried:   rec.Retried,
 					aborted:   aborted,
 				}
-				if cfg.Direct != nil {
+				switch {
+				case rec.Probe:
+					if log.Core().Enabled(zap.DebugLevel) {
+						log.Debug(cfg.Message, line.fields()...)
+					}
+				case cfg.Direct != nil:
 					cfg.Direct.write(cfg.Message, &line)
-				} else {
+				default:
 					log.Info(cfg.Message, line.fields()...)
 				}
 				if cfg.Observe != nil {

@@ -50,6 +50,10 @@ type Record struct {
 	// to its response headers (0: none was made), so that Gatehouse's own
 	// time can be told from the upstream's.
 	Upstream time.Duration
+	// Probe: a health or readiness probe. Its access line is logged at
+	// debug, not info, so that an orchestrator probing every few seconds
+	// does not drown the requests people make.
+	Probe bool
 
 	// rw is the writer AccessLog wraps around the server's, so that steps
 	// behind writers without Unwrap can still reach the connection.
