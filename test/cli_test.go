@@ -1,6 +1,8 @@
 package test
 
 import (
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,5 +139,71 @@ func TestDemo(t *testing.T) {
 	}
 	if ok != 12 {
 		t.Errorf("%d steps reported ok, want 12:\n%s", ok, stdout)
+	}
+}
+
+// TestCheckConfig: check-config checks the settings, the store, IMS's keys
+// and the technical account without serving, one line each, and exits 1
+// with every failure named at once.
+func TestCheckConfig(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	addTechAccount(w.ims.Emulator, techClientID, time.Hour)
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return "http://" + ln.Addr().String()
+	}()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		code int
+		want []string
+		not  []string
+	}{
+		{"all good, store not created yet", nil, 0,
+			[]string{"ok    settings:", "ok    store: reachable (SQLite ", "ok    IMS signing keys: loaded from " + w.ims.URL, "configuration OK"},
+			[]string{"FAIL", "warn", "technical account"}},
+		{"with a technical account", techVars("client_credentials", ""), 0,
+			[]string{"ok    technical account: a token was obtained (client_credentials)", "configuration OK"}, []string{"FAIL"}},
+		{"a misspelt setting", map[string]string{"IMS_CLIENTIDS": "x"}, 0,
+			[]string{"warn  GATEHOUSE_IMS_CLIENTIDS is not a setting", "configuration OK"}, nil},
+		{"a bad setting", map[string]string{"IMS_VALIDATION": "sometimes"}, 1,
+			[]string{"FAIL  settings:", "GATEHOUSE_IMS_VALIDATION"}, []string{"ok    store", "configuration OK"}},
+		{"IMS down and the store's directory missing", map[string]string{"IMS_URL": closed, "STORE": "sqlite:/nonexistent/dir/g.db"}, 1,
+			[]string{"ok    settings:", "FAIL  store: GATEHOUSE_STORE: /nonexistent/dir/g.db does not exist yet", "FAIL  IMS signing keys: GATEHOUSE_IMS_KEYS_URL"},
+			[]string{"configuration OK"}},
+		{"a technical account IMS refuses", merge(techVars("client_credentials", ""), map[string]string{"TECH_CLIENT_SECRET": "wrong"}), 1,
+			[]string{"FAIL  technical account:", "invalid_client"}, []string{"wrong", "configuration OK"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := merge(w.baseEnv(), tc.env)
+			vars["STORE"] = "sqlite:" + filepath.Join(t.TempDir(), "g.db")
+			if s, ok := tc.env["STORE"]; ok {
+				vars["STORE"] = s
+			}
+			code, stdout, stderr := runBinary(t, 30*time.Second, envOf(vars), "check-config")
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tc.code, stdout, stderr)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(stdout+stderr, s) {
+					t.Errorf("output has %q:\n%s%s", s, stdout, stderr)
+				}
+			}
+			if p := strings.TrimPrefix(vars["STORE"], "sqlite:"); tc.code == 0 {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("check-config created the store %s", p)
+				}
+			}
+		})
 	}
 }

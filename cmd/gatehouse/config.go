@@ -360,6 +360,11 @@ func describeEnvError(err error, keys map[string]string) error {
 	return errors.Join(out...)
 }
 
+// settingsStructs are every struct of GATEHOUSE_* settings. A new one must
+// be added here: check-config calls variables no struct reads unknown, and
+// a test holds the README's settings table to these.
+var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{})}
+
 // envKeys maps config's field names to their variables.
 func envKeys() map[string]string { return envKeysOf(reflect.TypeOf(config{})) }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,9 +192,6 @@ func TestCookieNameSetting(t *testing.T) {
 	}
 }
 
-// settingsStructs are every struct of GATEHOUSE_* settings.
-var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{})}
-
 func TestPrintSettingsListsEverySetting(t *testing.T) {
 	var b bytes.Buffer
 	printSettings(&b)
@@ -205,6 +204,29 @@ func TestPrintSettingsListsEverySetting(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "GATEHOUSE_LOGIN_TOKEN_TTL                   12h") {
 		t.Errorf("defaults not listed:\n%s", b.String())
+	}
+}
+
+// TestUnknownSettings: a misspelt variable is named; every variable the
+// README's settings table lists, each _FILE variant, and the tests' and the
+// benchmark's own variables are not.
+func TestUnknownSettings(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(GATEHOUSE_[A-Z0-9_]+)` \\|").FindAllStringSubmatch(string(readme), -1) {
+		env = append(env, m[1]+"=x")
+	}
+	if len(env) < 40 {
+		t.Fatalf("found %d settings rows in README.md; the pattern is stale", len(env))
+	}
+	env = append(env, "GATEHOUSE_COOKIE_KEYS_FILE=/x", "GATEHOUSE_TEST_POSTGRES_URL=x", "GATEHOUSE_BENCH_ROLE=x", "PATH=/bin",
+		"GATEHOUSE_IMS_CLIENTIDS=x", "GATEHOUSE_UPSTREAM=x", "GATEHOUSE_LISTEN_ADDR=x", "GATEHOUSE_IMS_CLIENTIDS=y")
+	got := unknownSettings(env)
+	if want := []string{"GATEHOUSE_IMS_CLIENTIDS", "GATEHOUSE_LISTEN_ADDR"}; !slices.Equal(got, want) {
+		t.Errorf("unknownSettings = %v, want %v", got, want)
 	}
 }
 

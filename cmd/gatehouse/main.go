@@ -10,6 +10,7 @@
 //	gatehouse cert create    make a key pair for a technical account's JWT exchange
 //	gatehouse token          print an access token of the technical account (GATEHOUSE_TECH_*)
 //	gatehouse check-health   check that the technical account obtains a token
+//	gatehouse check-config   check serve's settings, store, IMS keys and technical account without serving
 //	gatehouse ims-emulator   run the IMS emulator alone
 //	gatehouse healthcheck    probe a running gatehouse (for container HEALTHCHECKs)
 //	gatehouse keys           rotate, drop or list the cookie keys kept in the store
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tokenCommand(ctx, rest, stdout, stderr)
 	case "check-health":
 		return checkHealthCommand(ctx, rest, stdout, stderr)
+	case "check-config":
+		return checkConfigCommand(ctx, rest, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, rest, stdout, stderr)
 	case "users":
@@ -97,6 +100,7 @@ Usage:
   gatehouse demo [--keep]  run the desktop sign-in flow on loopback and report each step
   gatehouse ims-emulator   run the IMS emulator alone ('gatehouse ims-emulator -h')
   gatehouse healthcheck    ask a running gatehouse for /gatehouse/healthz (-ready: readyz); for container HEALTHCHECKs
+  gatehouse check-config   check serve's settings, the store, IMS's keys and the technical account, without serving
   gatehouse version        print the version
 
 Cookie keys kept in the store (GATEHOUSE_STORE), shared by every replica ('gatehouse keys -h'):

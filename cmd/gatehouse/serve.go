@@ -30,19 +30,12 @@ import (
 )
 
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: gatehouse serve\n\nRuns the proxy. Every setting is an environment variable:")
-		fmt.Fprintln(stdout)
-		printSettings(stdout)
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs("serve", args, stdout, stderr, func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: gatehouse serve\n\nRuns the proxy. Every setting is an environment variable:")
+		fmt.Fprintln(w)
+		printSettings(w)
+	}); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "gatehouse serve: unexpected argument %q (settings are environment variables; see -h)\n", fs.Arg(0))
-		return errUsage
 	}
 	cfg, err := loadConfig(environ())
 	if err != nil {
@@ -54,6 +47,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	log := lg.log
 	defer func() { _ = log.Sync() }()
+	for _, k := range unknownSettings(environ()) {
+		log.Warn("not a setting of Gatehouse's: ignored (a typo?)", zap.String("variable", k))
+	}
 	if t := startGCPolicy(cfg, environ(), log); t != nil {
 		defer t.Stop()
 	}
@@ -68,6 +64,22 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("GATEHOUSE_LISTEN: %w", err)
 	}
 	return a.serve(ctx, ln)
+}
+
+// parseNoArgs parses the flags of a command that takes none but -h, whose
+// settings are environment variables; usage writes its help.
+func parseNoArgs(name string, args []string, stdout, stderr io.Writer, usage func(io.Writer)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse %s: unexpected argument %q (settings are environment variables; see -h)\n", name, fs.Arg(0))
+		return errUsage
+	}
+	return nil
 }
 
 // logs is where Gatehouse logs: a zap logger for everything, and, when
