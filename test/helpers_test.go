@@ -303,25 +303,25 @@ func cleanEnv() []string {
 	return env
 }
 
-// execCommand prepares the gatehouse binary with args and env (nil: the
-// test's environment without GATEHOUSE_ variables).
-func execCommand(ctx context.Context, env []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, gatehouseBin, args...)
+// runBinary runs the gatehouse binary with args and env (nil: the test's
+// environment without GATEHOUSE_ variables), bounded by limit.
+func runBinary(t *testing.T, limit time.Duration, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return runBinaryOf(t, gatehouseBin, limit, env, args...)
+}
+
+// runBinaryOf is runBinary with another build of gatehouse.
+func runBinaryOf(t *testing.T, bin string, limit time.Duration, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	if env == nil {
 		env = cleanEnv()
 	}
 	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
 	setDeathSignal(cmd)
-	return cmd
-}
-
-// runBinary runs the gatehouse binary with args and env, bounded by limit.
-func runBinary(t *testing.T, limit time.Duration, env []string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := execCommand(ctx, env, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -348,9 +348,19 @@ type proc struct {
 
 func startServe(t *testing.T, env []string) *proc {
 	t.Helper()
+	return startServeBinary(t, gatehouseBin, env, nil)
+}
+
+// startServeBinary is startServe with another build of gatehouse;
+// configure, when set, adjusts the command before it starts.
+func startServeBinary(t *testing.T, bin string, env []string, configure func(*exec.Cmd)) *proc {
+	t.Helper()
 	p := &proc{logs: newLogSink(), done: make(chan struct{})}
-	p.cmd = exec.Command(gatehouseBin, "serve")
+	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = env
+	if configure != nil {
+		configure(p.cmd)
+	}
 	p.cmd.Stderr = p.logs
 	p.cmd.Stdout = p.logs
 	setDeathSignal(p.cmd)
