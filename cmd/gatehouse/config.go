@@ -85,6 +85,7 @@ type config struct {
 	upstream    *url.URL
 	egressUp    *url.URL
 	tech        *techacct.Config // nil unless a GATEHOUSE_TECH_* variable or EGRESS_LISTEN is set
+	browser     *browserConfig   // nil unless GATEHOUSE_BROWSER_CLIENT_ID is set
 	validation  bearer.Mode
 	mapping     *groupmap.Mapping
 	sameSite    http.SameSite
@@ -124,6 +125,9 @@ func loadConfig(environ []string) (*config, error) {
 		}
 		c.tech = tech
 	}
+	browser, err := loadBrowserConfig(vars)
+	errs = append(errs, err)
+	c.browser = browser
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -383,6 +387,10 @@ func printSettings(w io.Writer) {
 	fmt.Fprintln(w, "Technical account (for the egress listener; also all that 'gatehouse token' and 'gatehouse check-health' read):")
 	fmt.Fprintln(w)
 	printTable(w, reflect.TypeOf(techSettings{}))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Browser sign-in (IMS's sign-in page, for people who open the backend's pages in a browser):")
+	fmt.Fprintln(w)
+	printTable(w, reflect.TypeOf(browserSettings{}))
 }
 
 // printTable writes the settings of one struct as an aligned table.

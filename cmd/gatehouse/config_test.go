@@ -191,7 +191,7 @@ func TestCookieNameSetting(t *testing.T) {
 }
 
 // settingsStructs are every struct of GATEHOUSE_* settings.
-var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{})}
+var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{}), reflect.TypeOf(browserSettings{})}
 
 func TestPrintSettingsListsEverySetting(t *testing.T) {
 	var b bytes.Buffer
