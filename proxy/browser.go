@@ -47,7 +47,7 @@ func (w *browserWriter) WriteHeader(code int) {
 	// The 401's description is for API clients; a browser is shown the
 	// sign-in page instead.
 	for _, k := range []string{"WWW-Authenticate", "X-Reason", "Content-Type", "Content-Length", "Retry-After"} {
-		delete(h, k)
+		h.Del(k)
 	}
 	h.Set("Location", w.location)
 	h.Set("Cache-Control", "no-store")
