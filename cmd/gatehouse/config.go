@@ -29,7 +29,7 @@ const envPrefix = "GATEHOUSE_"
 type config struct {
 	Listen   string `env:"LISTEN" envDefault:":8080" help:"address the proxy listens on"`
 	Upstream string `env:"UPSTREAM,required" help:"the content backend, e.g. http://127.0.0.1:4502 (required)"`
-	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth) and logout; never proxied"`
+	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth), logout and the browser's sign-in, callback and sign-out; never proxied"`
 
 	IMSURL             string        `env:"IMS_URL" envDefault:"https://ims-na1.adobelogin.com" help:"the identity service"`
 	IMSKeysURL         string        `env:"IMS_KEYS_URL" help:"JWKS with IMS's signing keys (default <IMS_URL>/ims/keys)"`
