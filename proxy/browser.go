@@ -5,13 +5,13 @@ import (
 )
 
 // redirectBrowsers wraps the authentication step so that its 401 to a
-// request signIn calls a browser's becomes a 302 to the sign-in page
-// signIn names. Only the answer changes: the step decides as ever, and
-// the Set-Cookie it wrote (an expired login token cleared) goes out with
-// the redirect. Requests that are not a browser's, and every request the
-// step lets through, use w itself: once authenticated, the proxied
-// request does not go through the wrapper.
-func redirectBrowsers(authenticate func(http.Handler) http.Handler, signIn func(*http.Request) (string, bool)) func(http.Handler) http.Handler {
+// request b calls a browser's becomes a 302 to the sign-in page. Only the
+// answer changes: the step decides as ever, and the Set-Cookie it wrote
+// (an expired login token cleared) goes out with the redirect. Requests
+// that are not a browser's, and every request the step lets through, use
+// w itself: once authenticated, the proxied request does not go through
+// the wrapper.
+func redirectBrowsers(authenticate func(http.Handler) http.Handler, b BrowserSignIn) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		inner := authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if bw, ok := w.(*browserWriter); ok {
@@ -20,20 +20,21 @@ func redirectBrowsers(authenticate func(http.Handler) http.Handler, signIn func(
 			next.ServeHTTP(w, r)
 		}))
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			location, ok := signIn(r)
-			if !ok {
+			if !b.IsBrowser(r) {
 				inner.ServeHTTP(w, r)
 				return
 			}
-			inner.ServeHTTP(&browserWriter{ResponseWriter: w, location: location}, r)
+			inner.ServeHTTP(&browserWriter{ResponseWriter: w, b: b, r: r}, r)
 		})
 	}
 }
 
-// browserWriter turns a 401 into a 302 to location and drops its body.
+// browserWriter turns a 401 into a 302 to the sign-in page and drops its
+// body.
 type browserWriter struct {
 	http.ResponseWriter
-	location   string
+	b          BrowserSignIn
+	r          *http.Request
 	redirected bool
 }
 
@@ -49,7 +50,7 @@ func (w *browserWriter) WriteHeader(code int) {
 	for _, k := range []string{"WWW-Authenticate", "X-Reason", "Content-Type", "Content-Length", "Retry-After"} {
 		h.Del(k)
 	}
-	h.Set("Location", w.location)
+	h.Set("Location", w.b.SignInURL(w.r))
 	h.Set("Cache-Control", "no-store")
 	w.ResponseWriter.WriteHeader(http.StatusFound)
 }

@@ -13,16 +13,19 @@ import (
 func browserHarness(t *testing.T) *harness {
 	t.Helper()
 	return newHarness(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("upstream")) }, func(c *Config) {
-		c.BrowserSignIn = func(r *http.Request) (string, bool) {
-			if r.Header.Get("Accept") != "text/html" {
-				return "", false
-			}
-			return "/gatehouse/sign-in?rd=" + r.URL.RequestURI(), true
-		}
+		c.BrowserSignIn = htmlIsBrowser{}
 		c.Endpoints = map[string]http.Handler{"sign-in": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte("sign-in page"))
 		})}
 	})
+}
+
+// htmlIsBrowser calls a request that says "Accept: text/html" a browser's.
+type htmlIsBrowser struct{}
+
+func (htmlIsBrowser) IsBrowser(r *http.Request) bool { return r.Header.Get("Accept") == "text/html" }
+func (htmlIsBrowser) SignInURL(r *http.Request) string {
+	return "/gatehouse/sign-in?rd=" + r.URL.RequestURI()
 }
 
 func TestBrowserRedirectedToSignIn(t *testing.T) {

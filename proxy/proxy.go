@@ -50,13 +50,11 @@ type Config struct {
 	// name: Endpoints["sign-in"] is served at Prefix+"sign-in". They
 	// cannot replace healthz, readyz, auth or logout.
 	Endpoints map[string]http.Handler
-	// BrowserSignIn, when set, is asked about each proxied request before
-	// authentication: for a request it calls a browser's, it returns where
-	// to send it to sign in, and a refusal of the authentication step with
-	// 401 becomes a 302 there (anything else passes unchanged). Forward-auth
-	// never redirects: its 401 is the front proxy's to act on. Nil: every
-	// client gets the 401.
-	BrowserSignIn func(r *http.Request) (location string, ok bool)
+	// BrowserSignIn, when set, turns the authentication step's 401 to a
+	// browser into a 302 to the sign-in page (see BrowserSignIn).
+	// Forward-auth never redirects: its 401 is the front proxy's to act
+	// on. Nil: every client gets the 401.
+	BrowserSignIn BrowserSignIn
 	// Ready reports whether Gatehouse can serve (its store, the identity
 	// service); Prefix+"readyz" calls it with a 2 s timeout. Nil: always
 	// ready.
@@ -82,6 +80,17 @@ type Config struct {
 	// AccessLog, when set, writes the access log instead of Logger (same
 	// lines, written directly; see plumb.AccessLogJSON).
 	AccessLog *plumb.AccessLogJSON
+}
+
+// BrowserSignIn sends browsers to sign in instead of answering them 401.
+type BrowserSignIn interface {
+	// IsBrowser reports whether r is a browser's navigation that should
+	// be sent to sign in if it cannot be authenticated. It is asked about
+	// every proxied request before authentication, so it must be cheap.
+	IsBrowser(r *http.Request) bool
+	// SignInURL is where to send r to sign in; asked only when the
+	// authentication step refuses a browser's request with 401.
+	SignInURL(r *http.Request) string
 }
 
 // Defaults for Config.

@@ -191,6 +191,8 @@ func parseOrigin(s string, pathOK bool) (string, error) {
 // registered for the client id.
 func (h *Handler) RedirectURI() string { return h.redirectURI }
 
+var _ proxy.BrowserSignIn = (*Handler)(nil)
+
 // Endpoints are the handlers to serve under the prefix, by name (see
 // proxy.Config.Endpoints).
 func (h *Handler) Endpoints() map[string]http.Handler {
@@ -201,15 +203,15 @@ func (h *Handler) Endpoints() map[string]http.Handler {
 	}
 }
 
-// Redirect is proxy.Config.BrowserSignIn: for a browser's request (see
-// IsBrowser) outside the API paths, the sign-in address that brings it
-// back to the page it asked for.
-func (h *Handler) Redirect(r *http.Request) (string, bool) {
-	if !IsBrowser(r) || (h.cfg.IsAPIPath != nil && h.cfg.IsAPIPath(r.URL.Path)) {
-		return "", false
-	}
-	return h.signInURL(r.URL.RequestURI()), true
+// IsBrowser is proxy.BrowserSignIn's: a browser's navigation (see the
+// function IsBrowser) outside the API paths.
+func (h *Handler) IsBrowser(r *http.Request) bool {
+	return IsBrowser(r) && (h.cfg.IsAPIPath == nil || !h.cfg.IsAPIPath(r.URL.Path))
 }
+
+// SignInURL is proxy.BrowserSignIn's: the sign-in address that brings r
+// back to the page it asked for.
+func (h *Handler) SignInURL(r *http.Request) string { return h.signInURL(r.URL.RequestURI()) }
 
 // signInURL is the sign-in address that returns to rd.
 func (h *Handler) signInURL(rd string) string {
@@ -242,8 +244,15 @@ func IsBrowser(r *http.Request) bool {
 }
 
 func prefersHTML(accept string) bool {
-	if len(accept) > maxAcceptLen {
+	// Most requests a browser makes (images, scripts, styles, fetch) do
+	// not name HTML at all: they are answered without parsing.
+	if len(accept) > maxAcceptLen || !(strings.Contains(accept, "html") || strings.Contains(accept, "HTML")) {
 		return false
+	}
+	if accept == "text/html" || strings.HasPrefix(accept, "text/html,") {
+		// What browsers send for a navigation: HTML first, at q=1, which
+		// no other type can exceed.
+		return true
 	}
 	html, other := -1.0, 0.0
 	n := 0

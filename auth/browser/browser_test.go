@@ -385,9 +385,8 @@ func TestRedirectLeavesAPIPathsAlone(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", path, nil)
 		r.Header.Set("Accept", "text/html")
-		got, ok := f.h.Redirect(r)
-		if got != want || ok != (want != "") {
-			t.Errorf("Redirect(%s) = %q, %v; want %q", path, got, ok, want)
+		if ok := f.h.IsBrowser(r); ok != (want != "") || (ok && f.h.SignInURL(r) != want) {
+			t.Errorf("%s: IsBrowser %v, SignInURL %q; want %q", path, ok, f.h.SignInURL(r), want)
 		}
 	}
 }

@@ -280,7 +280,7 @@ func (a *app) wire(ctx context.Context) error {
 		AccessLog:                  a.accessLog,
 	}
 	if browserSignIn != nil {
-		pc.Endpoints, pc.BrowserSignIn = browserSignIn.Endpoints(), browserSignIn.Redirect
+		pc.Endpoints, pc.BrowserSignIn = browserSignIn.Endpoints(), browserSignIn
 	}
 	a.handler, err = proxy.New(pc)
 	return err
