@@ -81,15 +81,13 @@ func TestBrowserSignIn(t *testing.T) {
 		"SESSION_CACHE_TTL": "0",
 	})
 
-	artifacts, err := os.MkdirTemp("", "gatehouse-browser-")
+	// The screenshots stay after the test, for CI to keep: in
+	// GATEHOUSE_TEST_ARTIFACTS when set, else in a new temporary folder.
+	artifacts, err := os.MkdirTemp(os.Getenv("GATEHOUSE_TEST_ARTIFACTS"), "gatehouse-browser-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("screenshots and page sources are in %s", artifacts)
-		}
-	})
+	t.Cleanup(func() { t.Logf("screenshots (and, on failure, the page's source) are in %s", artifacts) })
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
