@@ -177,7 +177,7 @@ func TestBrowserSignIn(t *testing.T) {
 	}
 	screenshot := func(name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is PNG; below, JPEG
 		if err != nil {
 			failed("screenshot "+name, err)
 		}
