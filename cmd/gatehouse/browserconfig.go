@@ -45,8 +45,9 @@ type browserConfig struct {
 
 // loadBrowserConfig reads the browser sign-in's settings from vars. It
 // returns nil when BROWSER_CLIENT_ID is not set, and an error naming the
-// variables when the settings are half filled or malformed.
-func loadBrowserConfig(vars map[string]string) (*browserConfig, error) {
+// variables when the settings are half filled or malformed. cookieSecure
+// is GATEHOUSE_COOKIE_SECURE.
+func loadBrowserConfig(vars map[string]string, cookieSecure bool) (*browserConfig, error) {
 	var s browserSettings
 	if err := env.ParseWithOptions(&s, env.Options{Prefix: envPrefix, Environment: vars}); err != nil {
 		return nil, describeEnvError(err, envKeysOf(reflect.TypeOf(browserSettings{})))
@@ -80,8 +81,13 @@ func loadBrowserConfig(vars map[string]string) (*browserConfig, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	if s.PublicURL == "" {
+	switch {
+	case s.PublicURL == "":
 		bad("PUBLIC_URL", "required with %sBROWSER_CLIENT_ID: the origin browsers reach Gatehouse at, e.g. https://aem.example.com", envPrefix)
+	case cookieSecure && strings.HasPrefix(strings.ToLower(s.PublicURL), "http://"):
+		// A browser keeps Secure cookies from HTTPS pages only: every
+		// sign-in would end without a cookie and start again.
+		bad("PUBLIC_URL", "%q is plain HTTP, where browsers drop the Secure login-token cookie (%sCOOKIE_SECURE=true): use https, or COOKIE_SECURE=false for development", s.PublicURL, envPrefix)
 	}
 	var scopes []string
 	for _, sc := range s.Scopes {

@@ -38,6 +38,10 @@ func TestBrowserSettings(t *testing.T) {
 			[]string{"GATEHOUSE_BROWSER_CLIENT_SECRET and GATEHOUSE_BROWSER_CLIENT_SECRET_FILE"}},
 		{"relative sign-out URL", []string{"GATEHOUSE_BROWSER_CLIENT_ID=web", "GATEHOUSE_PUBLIC_URL=https://aem.example.com",
 			"GATEHOUSE_BROWSER_SIGNOUT_URL=/bye"}, false, []string{"GATEHOUSE_BROWSER_SIGNOUT_URL"}},
+		{"plain HTTP with Secure cookies", []string{"GATEHOUSE_BROWSER_CLIENT_ID=web", "GATEHOUSE_PUBLIC_URL=http://aem.example.com"}, false,
+			[]string{"GATEHOUSE_PUBLIC_URL", "GATEHOUSE_COOKIE_SECURE"}},
+		{"plain HTTP for development", []string{"GATEHOUSE_BROWSER_CLIENT_ID=web", "GATEHOUSE_PUBLIC_URL=http://127.0.0.1:8080",
+			"GATEHOUSE_COOKIE_SECURE=false"}, true, nil},
 		{"empty scopes", []string{"GATEHOUSE_BROWSER_CLIENT_ID=web", "GATEHOUSE_PUBLIC_URL=https://aem.example.com",
 			"GATEHOUSE_BROWSER_SCOPES= , "}, false, []string{"GATEHOUSE_BROWSER_SCOPES"}},
 	}
@@ -61,7 +65,7 @@ func TestBrowserSettings(t *testing.T) {
 			if (c.browser != nil) != tt.on {
 				t.Fatalf("browser sign-in on = %v, want %v", c.browser != nil, tt.on)
 			}
-			if tt.on && (c.browser.publicURL != "https://aem.example.com" || !slices.Equal(c.browser.scopes, browser.DefaultScopes)) {
+			if tt.on && (!strings.Contains(c.browser.publicURL, "://") || strings.HasSuffix(c.browser.publicURL, "/") || !slices.Equal(c.browser.scopes, browser.DefaultScopes)) {
 				t.Errorf("config %+v", c.browser)
 			}
 			if tt.name == "secret from a file" && c.browser.clientSecret != "s3cret" {

@@ -125,7 +125,7 @@ func loadConfig(environ []string) (*config, error) {
 		}
 		c.tech = tech
 	}
-	browser, err := loadBrowserConfig(vars)
+	browser, err := loadBrowserConfig(vars, c.CookieSecure)
 	errs = append(errs, err)
 	c.browser = browser
 	if err := errors.Join(errs...); err != nil {
