@@ -455,3 +455,30 @@ func TestNewRefusesHalfConfigs(t *testing.T) {
 		}
 	}
 }
+
+// POST <prefix>logout answers JSON, except to a browser's form, which is
+// signed out as by the sign-out page.
+func TestLogoutForBrowsers(t *testing.T) {
+	f := newFixture(t, "")
+	jsonLogout := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"status":"signed out"}`)) })
+	for _, tt := range []struct {
+		accept string
+		status int
+		outs   int
+	}{
+		{"text/html,application/xhtml+xml,*/*;q=0.8", http.StatusFound, 1},
+		{"application/json", http.StatusOK, 0},
+		{"", http.StatusOK, 0},
+	} {
+		f.outs = 0
+		r := httptest.NewRequest("POST", "/gatehouse/logout", nil)
+		if tt.accept != "" {
+			r.Header.Set("Accept", tt.accept)
+		}
+		rec := httptest.NewRecorder()
+		f.h.Logout(jsonLogout).ServeHTTP(rec, r)
+		if rec.Code != tt.status || f.outs != tt.outs {
+			t.Errorf("Accept %q: %d, SignOut %d times; want %d, %d", tt.accept, rec.Code, f.outs, tt.status, tt.outs)
+		}
+	}
+}

@@ -40,6 +40,25 @@ func (h *Handler) serveSignOut(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	h.signOut(w, r)
+}
+
+// Logout wraps the logout endpoint (POST <prefix>logout), whose answer is
+// JSON for desktop extensions and scripts: a browser's form post there
+// (Accept preferring HTML) is signed out as by <prefix>sign-out and sent
+// to SignOutURL or shown that it is signed out. Other requests get next.
+func (h *Handler) Logout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || len(r.Header["Accept"]) != 1 || !prefersHTML(r.Header["Accept"][0]) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.signOut(w, r)
+	})
+}
+
+// signOut revokes and clears the login token, then sends the browser on.
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	if err := h.cfg.SignOut(w, r); err != nil {
 		h.page(w, r, pageSignOutFailed, "/")
 		return

@@ -280,7 +280,7 @@ func (a *app) wire(ctx context.Context) error {
 		AccessLog:                  a.accessLog,
 	}
 	if browserSignIn != nil {
-		pc.Endpoints, pc.BrowserSignIn = browserSignIn.Endpoints(), browserSignIn
+		pc.Endpoints, pc.BrowserSignIn, pc.Logout = browserSignIn.Endpoints(), browserSignIn, browserSignIn.Logout(pc.Logout)
 	}
 	a.handler, err = proxy.New(pc)
 	return err
