@@ -46,6 +46,15 @@ type Config struct {
 	// Logout is served at Prefix+"logout", unauthenticated (it reads the
 	// cookie itself). Nil: that path answers 404.
 	Logout http.Handler
+	// Endpoints are further unauthenticated endpoints under Prefix, by
+	// name: Endpoints["sign-in"] is served at Prefix+"sign-in". They
+	// cannot replace healthz, readyz, auth or logout.
+	Endpoints map[string]http.Handler
+	// BrowserSignIn, when set, turns the authentication step's 401 to a
+	// browser into a 302 to the sign-in page (see BrowserSignIn).
+	// Forward-auth never redirects: its 401 is the front proxy's to act
+	// on. Nil: every client gets the 401.
+	BrowserSignIn BrowserSignIn
 	// Ready reports whether Gatehouse can serve (its store, the identity
 	// service); Prefix+"readyz" calls it with a 2 s timeout. Nil: always
 	// ready.
@@ -73,6 +82,17 @@ type Config struct {
 	AccessLog *plumb.AccessLogJSON
 }
 
+// BrowserSignIn sends browsers to sign in instead of answering them 401.
+type BrowserSignIn interface {
+	// IsBrowser reports whether r is a browser's navigation that should
+	// be sent to sign in if it cannot be authenticated. It is asked about
+	// every proxied request before authentication, so it must be cheap.
+	IsBrowser(r *http.Request) bool
+	// SignInURL is where to send r to sign in; asked only when the
+	// authentication step refuses a browser's request with 401.
+	SignInURL(r *http.Request) string
+}
+
 // Defaults for Config.
 const (
 	defaultPrefix                     = "/gatehouse/"
@@ -89,12 +109,17 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	log := cfg.Logger
 	reserved := &reservedPaths{
-		prefix: cfg.Prefix,
-		folded: strings.ToLower(cfg.Prefix),
-		match:  NewPathMatcher(cfg.Prefix),
-		ready:  cfg.Ready,
-		logout: cfg.Logout,
-		auth:   forwardAuth(cfg.Authenticate),
+		prefix:    cfg.Prefix,
+		folded:    strings.ToLower(cfg.Prefix),
+		match:     NewPathMatcher(cfg.Prefix),
+		ready:     cfg.Ready,
+		logout:    cfg.Logout,
+		endpoints: cfg.Endpoints,
+		auth:      forwardAuth(cfg.Authenticate),
+	}
+	authenticate := cfg.Authenticate
+	if cfg.BrowserSignIn != nil {
+		authenticate = redirectBrowsers(cfg.Authenticate, cfg.BrowserSignIn)
 	}
 	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName}
 	return chain(newForwarder(cfg, headers, log),
@@ -106,7 +131,7 @@ func New(cfg Config) (http.Handler, error) {
 		refuseMethods,
 		stripIdentityHeaders,
 		reserved.middleware,
-		cfg.Authenticate,
+		authenticate,
 		requireIdentity,
 		releaseBody,
 	), nil
@@ -147,6 +172,14 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := validPrefix(cfg.Prefix); err != nil {
 		return cfg, err
+	}
+	for name := range cfg.Endpoints {
+		switch {
+		case name == "healthz" || name == "readyz" || name == "auth" || name == "logout":
+			return cfg, fmt.Errorf("Endpoints: %q is one of Gatehouse's own endpoints", name)
+		case name == "" || path.Clean("/"+name) != "/"+name || strings.ContainsAny(name, `%;\?#`):
+			return cfg, fmt.Errorf("Endpoints: %q is not a plain path below the prefix", name)
+		}
 	}
 	if cfg.CookieName == "" {
 		cfg.CookieName = defaultCookieName

@@ -40,12 +40,13 @@ const readyTimeout = 2 * time.Second
 // The one endpoint that authenticates is forward-auth (Prefix+"auth"),
 // which runs the authentication step itself; see forwardAuth.
 type reservedPaths struct {
-	prefix string // e.g. "/gatehouse/"
-	folded string // prefix in lower case
-	match  *PathMatcher
-	ready  func(context.Context) error
-	logout http.Handler
-	auth   http.Handler // forward-auth; see forwardAuth
+	prefix    string // e.g. "/gatehouse/"
+	folded    string // prefix in lower case
+	match     *PathMatcher
+	ready     func(context.Context) error
+	logout    http.Handler
+	endpoints map[string]http.Handler // Config.Endpoints
+	auth      http.Handler            // forward-auth; see forwardAuth
 }
 
 func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
@@ -81,6 +82,10 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 			}
 			rp.logout.ServeHTTP(w, r)
 		default:
+			if h := rp.endpoint(path.Clean(r.URL.Path)); h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
 			plumb.WriteText(w, http.StatusNotFound, "gatehouse: not found")
 		}
 	})
@@ -91,6 +96,15 @@ func markProbe(r *http.Request) {
 	if rec := plumb.RecordFrom(r.Context()); rec != nil {
 		rec.Probe = true
 	}
+}
+
+// endpoint is the handler of Config.Endpoints for the cleaned path p, or nil.
+func (rp *reservedPaths) endpoint(p string) http.Handler {
+	name, ok := strings.CutPrefix(p, rp.prefix)
+	if !ok {
+		return nil
+	}
+	return rp.endpoints[name]
 }
 
 func (rp *reservedPaths) readyz(w http.ResponseWriter, r *http.Request) {

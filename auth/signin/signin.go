@@ -157,7 +157,22 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Id
 	}
 	// A bearer for another user than the cookie's wins: it is the newer,
 	// explicit statement of who is calling.
-	return h.signIn(w, r, res)
+	return h.signIn(w, r, h.cfg.Bearer, res)
+}
+
+// SignInToken signs a user in with an IMS access token Gatehouse obtained
+// itself (the browser flow's authorization code exchange) rather than one
+// a client sent: a validates it, with its own client-id allow-list, so
+// that the browser client's id is accepted for such tokens only and never
+// as a bearer token. What follows is a bearer sign-in's: provisioning and
+// group sync, a login token, and its cookie set on w. The error is an
+// *auth.Error.
+func (h *Handler) SignInToken(w http.ResponseWriter, r *http.Request, a *bearer.Authenticator, token string) (*auth.Identity, error) {
+	res, err := a.Authenticate(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	return h.signIn(w, r, a, res)
 }
 
 // cookie validates the value of the request's only login-token cookie;
@@ -189,7 +204,7 @@ func (h *Handler) ambiguousCookie(w http.ResponseWriter, r *http.Request) (*auth
 		var res *bearer.Result
 		if res, err = h.cfg.Bearer.Authenticate(r.Context(), token); err == nil {
 			var id *auth.Identity
-			if id, err = h.signIn(w, r, res); err == nil {
+			if id, err = h.signIn(w, r, h.cfg.Bearer, res); err == nil {
 				return id, nil
 			}
 		}
@@ -209,8 +224,8 @@ func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated, client
 	return identity(v.User, auth.MethodCookie, clientID)
 }
 
-// signIn turns a validated bearer token into a user and a login token.
-func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Result) (*auth.Identity, error) {
+// signIn turns a token a validated into a user and a login token.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a *bearer.Authenticator, res *bearer.Result) (*auth.Identity, error) {
 	ctx := r.Context()
 	if v := h.reused(ctx, res); v != nil {
 		if v.line != "" {
@@ -223,7 +238,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, res *bearer.Res
 	user, err := h.cfg.Provisioner.Ensure(ctx, res.Token, res.Claims)
 	if err != nil {
 		if ae := auth.AsError(err); ae.Status == http.StatusUnauthorized {
-			h.cfg.Bearer.Forget(res.Hash) // IMS refused it: do not keep trusting the cached validation
+			a.Forget(res.Hash) // IMS refused it: do not keep trusting the cached validation
 		}
 		return nil, err
 	}
@@ -318,30 +333,42 @@ func (h *Handler) Logout() http.Handler {
 			http.Error(w, "logout: use POST", http.StatusMethodNotAllowed)
 			return
 		}
-		// Every login-token cookie of the request is revoked: with more
-		// than one, which is the caller's cannot be told, and revoking
-		// only ever takes access away (the token of whoever planted the
-		// other one included, which they could revoke themselves).
-		var users []string
-		for _, c := range r.CookiesNamed(h.cfg.Sessions.CookieName()) {
-			if v, err := h.cfg.Sessions.Validate(r.Context(), c.Value); err == nil {
-				users = append(users, v.User.ID)
-			}
-			if err := h.cfg.Sessions.Revoke(r.Context(), c.Value); err != nil {
-				h.log.Error("logout: revoke login token", zap.Error(err))
-				auth.WriteError(w, auth.StoreUnavailable("sign-out (the login token was not revoked)", err))
-				return
-			}
+		if err := h.SignOut(w, r); err != nil {
+			auth.WriteError(w, err)
+			return
 		}
-		for _, u := range users {
-			h.dropReuse(u)
-		}
-		http.SetCookie(w, h.cfg.Sessions.ClearCookie())
-		h.log.Info("signed out", zap.String("user", strings.Join(users, ",")), zap.String("outcome", "logout"))
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte(`{"status":"signed out"}` + "\n"))
 	})
+}
+
+// SignOut revokes every login token r carries and sets the cookie that
+// clears it on w; the caller writes the answer. It is the logout path's
+// work, shared with the browser's sign-out page, and does not check how
+// the request came (the callers do). The error is an *auth.Error (the
+// store could not revoke a token; nothing is cleared then).
+func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) error {
+	// Every login-token cookie of the request is revoked: with more
+	// than one, which is the caller's cannot be told, and revoking
+	// only ever takes access away (the token of whoever planted the
+	// other one included, which they could revoke themselves).
+	var users []string
+	for _, c := range r.CookiesNamed(h.cfg.Sessions.CookieName()) {
+		if v, err := h.cfg.Sessions.Validate(r.Context(), c.Value); err == nil {
+			users = append(users, v.User.ID)
+		}
+		if err := h.cfg.Sessions.Revoke(r.Context(), c.Value); err != nil {
+			h.log.Error("logout: revoke login token", zap.Error(err))
+			return auth.StoreUnavailable("sign-out (the login token was not revoked)", err)
+		}
+	}
+	for _, u := range users {
+		h.dropReuse(u)
+	}
+	http.SetCookie(w, h.cfg.Sessions.ClearCookie())
+	h.log.Info("signed out", zap.String("user", strings.Join(users, ",")), zap.String("outcome", "logout"))
+	return nil
 }
 
 // dropReuse forgets every login token handed out to the user's bearers.

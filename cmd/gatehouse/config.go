@@ -29,7 +29,7 @@ const envPrefix = "GATEHOUSE_"
 type config struct {
 	Listen   string `env:"LISTEN" envDefault:":8080" help:"address the proxy listens on"`
 	Upstream string `env:"UPSTREAM,required" help:"the content backend, e.g. http://127.0.0.1:4502 (required)"`
-	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth) and logout; never proxied"`
+	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth), logout and the browser's sign-in, callback and sign-out; never proxied"`
 
 	IMSURL             string        `env:"IMS_URL" envDefault:"https://ims-na1.adobelogin.com" help:"the identity service"`
 	IMSKeysURL         string        `env:"IMS_KEYS_URL" help:"JWKS with IMS's signing keys (default <IMS_URL>/ims/keys)"`
@@ -85,6 +85,7 @@ type config struct {
 	upstream    *url.URL
 	egressUp    *url.URL
 	tech        *techacct.Config // nil unless a GATEHOUSE_TECH_* variable or EGRESS_LISTEN is set
+	browser     *browserConfig   // nil unless GATEHOUSE_BROWSER_CLIENT_ID is set
 	validation  bearer.Mode
 	mapping     *groupmap.Mapping
 	sameSite    http.SameSite
@@ -124,6 +125,9 @@ func loadConfig(environ []string) (*config, error) {
 		}
 		c.tech = tech
 	}
+	browser, err := loadBrowserConfig(vars, c.CookieSecure)
+	errs = append(errs, err)
+	c.browser = browser
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -363,7 +367,7 @@ func describeEnvError(err error, keys map[string]string) error {
 // settingsStructs are every struct of GATEHOUSE_* settings. A new one must
 // be added here: check-config calls variables no struct reads unknown, and
 // a test holds the README's settings table to these.
-var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{})}
+var settingsStructs = []reflect.Type{reflect.TypeOf(config{}), reflect.TypeOf(techSettings{}), reflect.TypeOf(browserSettings{})}
 
 // envKeys maps config's field names to their variables.
 func envKeys() map[string]string { return envKeysOf(reflect.TypeOf(config{})) }
@@ -388,6 +392,10 @@ func printSettings(w io.Writer) {
 	fmt.Fprintln(w, "Technical account (for the egress listener; also all that 'gatehouse token' and 'gatehouse check-health' read):")
 	fmt.Fprintln(w)
 	printTable(w, reflect.TypeOf(techSettings{}))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Browser sign-in (IMS's sign-in page, for people who open the backend's pages in a browser):")
+	fmt.Fprintln(w)
+	printTable(w, reflect.TypeOf(browserSettings{}))
 }
 
 // printTable writes the settings of one struct as an aligned table.

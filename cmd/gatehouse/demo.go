@@ -93,8 +93,25 @@ func startDemo(ctx context.Context, stdout, stderr io.Writer, verbose bool) (*de
 		d.stop()
 		return nil, err
 	}
+	// The proxy's address comes first: the browser sign-in's redirect_uri
+	// (GATEHOUSE_PUBLIC_URL) names it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		d.stop()
+		return nil, fmt.Errorf("demo proxy: %w", err)
+	}
+	d.proxyURL = "http://" + ln.Addr().String()
+	if err := d.emu.AddBrowserClient(imstest.BrowserClient{ID: demoBrowserClientID,
+		RedirectURIs: []string{d.proxyURL + "/gatehouse/callback"}}); err != nil {
+		ln.Close()
+		d.stop()
+		return nil, err
+	}
 	cfg, err := loadConfig([]string{
-		"GATEHOUSE_LISTEN=127.0.0.1:0",
+		"GATEHOUSE_LISTEN=" + ln.Addr().String(),
+		"GATEHOUSE_PUBLIC_URL=" + d.proxyURL,
+		"GATEHOUSE_BROWSER_CLIENT_ID=" + demoBrowserClientID,
+		"GATEHOUSE_BROWSER_SIGNOUT_URL=" + d.emu.URL + "/ims/logout/v1?redirect_uri=" + url.QueryEscape(d.proxyURL+"/"),
 		"GATEHOUSE_UPSTREAM=http://" + bl.Addr().String(),
 		"GATEHOUSE_IMS_URL=" + d.emu.URL,
 		"GATEHOUSE_IMS_CERTS_URL=" + d.emu.URL + d.emu.CertsPath(),
@@ -109,26 +126,23 @@ func startDemo(ctx context.Context, stdout, stderr io.Writer, verbose bool) (*de
 		"GATEHOUSE_LOG_FORMAT=console",
 	})
 	if err != nil {
+		ln.Close()
 		d.stop()
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
 	lg := logs{log: zap.NewNop()}
 	if verbose {
 		if lg, err = newLogs("info", "console", stderr); err != nil {
+			ln.Close()
 			d.stop()
 			return nil, err
 		}
 	}
 	if d.app, err = newApp(ctx, cfg, lg); err != nil {
+		ln.Close()
 		d.stop()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		d.stop()
-		return nil, fmt.Errorf("demo proxy: %w", err)
-	}
-	d.proxyURL = "http://" + ln.Addr().String()
 	pctx, cancel := context.WithCancel(ctx)
 	d.cancel = cancel
 	d.done = make(chan error, 1)
@@ -462,7 +476,10 @@ Everything keeps running (Ctrl-C to stop). Try it by hand:
   curl -si -b /tmp/gatehouse.cookies '%s/bin/querybuilder.json?fulltext=hiking'
   curl -si -b /tmp/gatehouse.cookies -X POST %s/gatehouse/logout
   curl -s %s/gatehouse/readyz
-`, demoUserID, demoClientID, d.emu.URL, d.proxyURL, d.proxyURL, d.proxyURL, d.proxyURL, d.proxyURL)
+
+Or open %s/ in a browser: it sends you to the emulator's sign-in page,
+where you pick the user, and back, signed in; %s/gatehouse/sign-out signs out.
+`, demoUserID, demoClientID, d.emu.URL, d.proxyURL, d.proxyURL, d.proxyURL, d.proxyURL, d.proxyURL, d.proxyURL, d.proxyURL)
 }
 
 // untilExpired is how long until a cookie's login token has surely expired:

@@ -20,6 +20,8 @@ const (
 	demoEmail    = "alex.author@example.com"
 	demoOrgID    = "1234ABCD5678EF90@AdobeOrg"
 	demoClientID = "cc-europa-desktop_10_0"
+	// demoBrowserClientID is the demo's web credential for browser sign-in.
+	demoBrowserClientID = "gatehouse-demo-web"
 )
 
 func demoUser() imstest.User {

@@ -261,6 +261,10 @@ func (a *app) wire(ctx context.Context) error {
 			log.Warn("GATEHOUSE_API_PATHS is set but bearer sign-in is off (GATEHOUSE_IMS_CLIENT_IDS is empty): every request on an API path is refused")
 		}
 	}
+	browserSignIn, err := wireBrowser(cfg, keys, a.keys, client, imsHTTP, si, log.Named("browser"))
+	if err != nil {
+		return err
+	}
 	upstreamTransport := proxy.Transport{
 		DialTimeout:           cfg.UpstreamDialTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamResponseHeaderTimeout,
@@ -271,7 +275,7 @@ func (a *app) wire(ctx context.Context) error {
 	if err := a.wireEgress(upstreamTransport); err != nil {
 		return err
 	}
-	a.handler, err = proxy.New(proxy.Config{
+	pc := proxy.Config{
 		Upstream:          cfg.upstream,
 		Prefix:            cfg.Prefix,
 		Authenticate:      authenticate,
@@ -286,7 +290,11 @@ func (a *app) wire(ctx context.Context) error {
 		UnauthenticatedBodyTimeout: cfg.ReadHeaderTimeout,
 		Logger:                     log.Named(proxyLoggerName),
 		AccessLog:                  a.accessLog,
-	})
+	}
+	if browserSignIn != nil {
+		pc.Endpoints, pc.BrowserSignIn, pc.Logout = browserSignIn.Endpoints(), browserSignIn, browserSignIn.Logout(pc.Logout)
+	}
+	a.handler, err = proxy.New(pc)
 	return err
 }
 

@@ -58,8 +58,28 @@ type Config struct {
 // New returns the check as a middleware, or an error naming a malformed
 // prefix. With no Paths it returns a middleware that changes nothing.
 func New(cfg Config) (func(http.Handler) http.Handler, error) {
+	match, err := Matcher(cfg.Paths)
+	if err != nil {
+		return nil, err
+	}
+	if match == nil {
+		return func(next http.Handler) http.Handler { return next }, nil
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &checker{match: match, org: strings.TrimSpace(cfg.Org), log: log}
+	return c.middleware, nil
+}
+
+// Matcher returns the matcher of the API paths (Config.Paths), as the
+// check reads them, so that others (the browser sign-in, which leaves API
+// paths alone) decide alike. It returns nil when paths names none, and an
+// error naming a malformed prefix.
+func Matcher(paths []string) (*proxy.PathMatcher, error) {
 	var prefixes []string
-	for _, p := range cfg.Paths {
+	for _, p := range paths {
 		p = strings.TrimSpace(p)
 		if p == "" {
 			continue
@@ -76,14 +96,9 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		}
 	}
 	if len(prefixes) == 0 {
-		return func(next http.Handler) http.Handler { return next }, nil
+		return nil, nil
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	c := &checker{match: proxy.NewPathMatcher(prefixes...), org: strings.TrimSpace(cfg.Org), log: log}
-	return c.middleware, nil
+	return proxy.NewPathMatcher(prefixes...), nil
 }
 
 type checker struct {

@@ -5,6 +5,7 @@
 // without it) and records what reached it, so that tests can check what
 // Gatehouse forwarded and what it removed. It serves:
 //
+//	GET  /, /content/<page>.html                         an HTML page naming the user
 //	GET  /libs/granite/security/currentuser.json
 //	GET  /content/dam.json, /content/dam/<folder>.json   folder listings
 //	GET  /content/dam/<asset>.json                       asset metadata
@@ -23,6 +24,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"html/template"
 	"io"
 	"mime"
 	"net/http"
@@ -208,6 +210,10 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"loginTokenCookie": hasCookie(r),
 			})
 		}
+	case p == "/" || (strings.HasPrefix(p, "/content/") && strings.HasSuffix(p, ".html") && !strings.HasPrefix(p, damRoot+"/")):
+		if allow(w, r, u, http.MethodGet) {
+			page(w, r, u)
+		}
 	case p == "/bin/querybuilder.json":
 		if allow(w, r, u, http.MethodGet) {
 			b.query(w, r, u)
@@ -217,6 +223,26 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		reply(w, http.StatusNotFound, u, obj{"error": "not found", "path": p})
 	}
+}
+
+// pageTemplate is the backend's one HTML page, for browsers: who is
+// signed in, as the backend decoded the identity headers.
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>AEM demo backend</title></head><body>
+<h1>Signed in as <span id="user">{{.User}}</span></h1>
+<p>Email: <span id="email">{{.Email}}</span></p>
+<p>Groups: <span id="groups">{{.Groups}}</span></p>
+<p>Page: <code id="path">{{.Path}}</code></p>
+<p><a id="sign-out" href="/gatehouse/sign-out">Sign out</a></p>
+</body></html>
+`))
+
+// page serves the HTML page for / and /content/….html.
+func page(w http.ResponseWriter, r *http.Request, u who) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = pageTemplate.Execute(w, map[string]string{"User": u.user, "Email": u.email,
+		"Groups": strings.Join(u.groups, ","), "Path": r.URL.RequestURI()})
 }
 
 func hasCookie(r *http.Request) bool {

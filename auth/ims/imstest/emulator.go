@@ -151,6 +151,8 @@ type Emulator struct {
 	variant     atomic.Bool
 	answers     sync.Map                 // endpoint name -> []byte, set by SetAnswer
 	calls       map[string]*atomic.Int64 // fixed key set; the map itself is read-only
+
+	browser browserState // the authorization code flow (browser.go)
 }
 
 // New makes an Emulator with a fresh 2048-bit RSA signing key and a
@@ -185,7 +187,7 @@ func New(opts Options) (*Emulator, error) {
 		EndpointKeys, EndpointCerts, EndpointValidate, EndpointProfile,
 		EndpointOrganizations, EndpointUserInfo, EndpointRevoke,
 		EndpointDiscovery, EndpointDev, EndpointExchange, EndpointToken,
-		EndpointTestAPI, endpointUnknown,
+		EndpointTestAPI, EndpointAuthorize, EndpointLogout, endpointUnknown,
 	} {
 		e.calls[name] = new(atomic.Int64)
 	}
@@ -194,6 +196,9 @@ func New(opts Options) (*Emulator, error) {
 		return nil, fmt.Errorf("imstest: create signing key: %w", err)
 	}
 	e.keys = []*signingKey{k}
+	e.browser.clients = make(map[string]BrowserClient)
+	e.browser.codes = make(map[string]*authCode)
+	e.browser.sessions = make(map[string]string)
 	e.handler = e.routes()
 	return e, nil
 }

@@ -63,6 +63,10 @@ func (e *Emulator) routes() *http.ServeMux {
 		{"/ims/token/v3", EndpointToken, methodsPost, e.serveTokenV3},
 		{"/ims/dev/techaccounts", EndpointDev, methodsPost, e.serveDevAddTechAccount},
 		{"/ims/dev/techaccounts/{clientID}/certificates", EndpointDev, methodsPost, e.serveDevRegisterCertificate},
+		// Browser sign-in, the authorization code flow (browser.go).
+		{"/ims/authorize/v2", EndpointAuthorize, methodsGetPost, e.serveAuthorize},
+		{"/ims/logout/v1", EndpointLogout, methodsGet, e.serveLogout},
+		{"/ims/dev/browserclients", EndpointDev, methodsPost, e.serveDevAddBrowserClient},
 		// Emulator only: an API behind the gateway, any method.
 		{"/testapi/", EndpointTestAPI, nil, e.serveTestAPI},
 	} {

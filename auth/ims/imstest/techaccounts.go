@@ -337,11 +337,14 @@ func (e *Emulator) serveTokenV3(w http.ResponseWriter, r *http.Request) {
 	}
 	switch grant := r.PostForm.Get("grant_type"); grant {
 	case "client_credentials":
+	case "authorization_code":
+		e.serveAuthorizationCode(w, r)
+		return
 	case "":
 		writeError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
 		return
 	default:
-		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "the emulator supports grant_type=client_credentials only, not "+strconv.Quote(clipClaim(grant)))
+		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "the emulator supports grant_type=client_credentials and authorization_code only, not "+strconv.Quote(clipClaim(grant)))
 		return
 	}
 	t, ok := e.authenticateClient(r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"))

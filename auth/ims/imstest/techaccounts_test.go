@@ -308,7 +308,9 @@ func TestClientCredentials(t *testing.T) {
 		{"wrong secret", url.Values{"grant_type": {"client_credentials"}, "client_id": {techClientID}, "client_secret": {"nope"}}, 401, "invalid_client", "", ""},
 		{"unknown client", url.Values{"grant_type": {"client_credentials"}, "client_id": {"nobody"}, "client_secret": {techSecret}}, 401, "invalid_client", "", ""},
 		{"no grant type", url.Values{"client_id": {techClientID}, "client_secret": {techSecret}}, 400, "invalid_request", "grant_type", ""},
-		{"authorization code", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {techClientID}, "client_secret": {techSecret}}, 400, "unsupported_grant_type", "", ""},
+		{"refresh token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {techClientID}, "client_secret": {techSecret}}, 400, "unsupported_grant_type", "", ""},
+		// The code grant is the browser clients' (browser.go), not a technical account's.
+		{"authorization code", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {techClientID}, "client_secret": {techSecret}}, 401, "invalid_client", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, b := do(t, s, request{method: "POST", path: "/ims/token/v3", form: tc.form})

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"net/http"
+)
+
+// redirectBrowsers wraps the authentication step so that its 401 to a
+// request b calls a browser's becomes a 302 to the sign-in page. Only the
+// answer changes: the step decides as ever, and the Set-Cookie it wrote
+// (an expired login token cleared) goes out with the redirect. Requests
+// that are not a browser's, and every request the step lets through, use
+// w itself: once authenticated, the proxied request does not go through
+// the wrapper.
+func redirectBrowsers(authenticate func(http.Handler) http.Handler, b BrowserSignIn) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		inner := authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if bw, ok := w.(*browserWriter); ok {
+				w = bw.ResponseWriter
+			}
+			next.ServeHTTP(w, r)
+		}))
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !b.IsBrowser(r) {
+				inner.ServeHTTP(w, r)
+				return
+			}
+			inner.ServeHTTP(&browserWriter{ResponseWriter: w, b: b, r: r}, r)
+		})
+	}
+}
+
+// browserWriter turns a 401 into a 302 to the sign-in page and drops its
+// body.
+type browserWriter struct {
+	http.ResponseWriter
+	b          BrowserSignIn
+	r          *http.Request
+	redirected bool
+}
+
+func (w *browserWriter) WriteHeader(code int) {
+	if code != http.StatusUnauthorized || w.redirected {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.redirected = true
+	h := w.Header()
+	// The 401's description is for API clients; a browser is shown the
+	// sign-in page instead.
+	for _, k := range []string{"WWW-Authenticate", "X-Reason", "Content-Type", "Content-Length", "Retry-After"} {
+		h.Del(k)
+	}
+	h.Set("Location", w.b.SignInURL(w.r))
+	h.Set("Cache-Control", "no-store")
+	w.ResponseWriter.WriteHeader(http.StatusFound)
+}
+
+func (w *browserWriter) Write(b []byte) (int, error) {
+	if w.redirected {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *browserWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
