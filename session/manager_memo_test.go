@@ -8,11 +8,7 @@ import (
 )
 
 // decodedLen is the number of cookie values remembered as decoded.
-func (m *Manager) decodedLen() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.decoded)
-}
+func (m *Manager) decodedLen() int { return m.decoded.Len() }
 
 // TestDecodedValues covers the memo of decoded cookie values: it changes
 // how much work a validation does, never its answer.
