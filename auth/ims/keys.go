@@ -120,7 +120,13 @@ type KeySet struct {
 	certFetched int                              // fetches of new names in that window
 }
 
-// flight is one fetch that concurrent callers share.
+// flight is one fetch that concurrent callers share. It is not a
+// singleflight.Group: whether a fetch is under way is part of what mu
+// decides with the rate limits (a JWKS fetch at most every
+// MinRefreshInterval, certFetchBudget new certificates per window), and a
+// Group tells that only by joining or starting a call. DoChan would also
+// start a goroutine for every caller answered from the remembered outcome
+// of the last fetch, which is what a flood of unknown kids meets.
 type flight struct {
 	done chan struct{} // closed when key and err are set
 	key  *rsa.PublicKey
