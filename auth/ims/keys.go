@@ -694,18 +694,21 @@ func (k *KeySet) rebuildHeld() {
 			held = append(held, (*m)[kid])
 		}
 	}
-	var certs []string
+	type cert struct {
+		name string
+		key  *rsa.PublicKey
+	}
+	var certs []cert
 	k.certs.Range(func(name string, e *certEntry) bool {
 		if e.key != nil {
-			certs = append(certs, name)
+			certs = append(certs, cert{name, e.key})
 		}
 		return true
 	})
-	slices.Sort(certs)
-	for _, name := range certs {
-		e, _ := k.certs.Get(name)
-		if key := e.key; !slices.ContainsFunc(held, func(h *rsa.PublicKey) bool { return h.Equal(key) }) {
-			held = append(held, key)
+	slices.SortFunc(certs, func(a, b cert) int { return strings.Compare(a.name, b.name) })
+	for _, c := range certs {
+		if !slices.ContainsFunc(held, func(h *rsa.PublicKey) bool { return h.Equal(c.key) }) {
+			held = append(held, c.key)
 		}
 	}
 	k.held.Store(&held)
