@@ -58,10 +58,8 @@ func (m *Manager) SetKeys(keys []KeyPair) (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("set cookie keys: %w", err)
 	}
-	m.mu.Lock()
-	m.keys.Store(kr)
-	m.decoded = make(map[valueHash]*cacheEntry)
-	m.mu.Unlock()
+	m.keys.Store(kr) // before the clear: see rememberValue
+	m.decoded.Clear()
 	return true, nil
 }
 

@@ -93,9 +93,7 @@ func TestSetKeysRacesRemember(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := hashValue(c.Value)
-	f.m.mu.RLock()
-	e := f.m.decoded[key]
-	f.m.mu.RUnlock()
+	e, _ := f.m.decoded.Get(key)
 	stale := f.m.keys.Load() // what the racing validation decoded with
 	if _, err := f.m.SetKeys(testKeys(t)); err != nil {
 		t.Fatal(err)

@@ -6,17 +6,20 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/gatehouse-proxy/gatehouse/session/cache"
 )
 
 // Errors of Validate that mean "this cookie does not sign anyone in" (a
@@ -108,11 +111,11 @@ type ManagerConfig struct {
 // their cookies. It is safe for concurrent use.
 //
 // Validated tokens are cached in memory for CacheTTL, keyed by token id,
-// so that a warm validation costs no store call. The cache holds at most
-// 1,000,000 entries; when it is full, an arbitrary entry is evicted to make
-// room (it is at most CacheTTL from being useless anyway: entries are
-// trusted only that long, and RunCleanup prunes the rest). Tokens of one
-// user share one *User.
+// so that a warm validation costs no store call. The caches (session/cache)
+// hold at most 1,000,000 entries each; when one is full, arbitrary entries
+// are evicted to make room (each is at most CacheTTL from being useless
+// anyway: entries are trusted only that long, and RunCleanup prunes the
+// rest). Tokens of one user share one *User.
 //
 // Decoding a cookie value (HMAC check, AES decryption) is a pure function
 // of the value and the keys, and a token's secret never changes, so a
@@ -133,41 +136,55 @@ type Manager struct {
 	now    func() time.Time
 	log    *zap.Logger
 
-	// mu guards cache, users, maxEntries and every userEntry. gen is bumped
-	// (under mu) by Revoke and ForgetUser; a store read that started before
-	// a bump is not cached, so it cannot bring back what was just dropped.
-	mu         sync.RWMutex
-	cache      map[string]*cacheEntry
-	users      map[string]*userEntry
-	decoded    map[valueHash]*cacheEntry
-	maxEntries int
-	gen        atomic.Uint64
+	// cache maps token ids to their entries, users user ids to the entry
+	// their cached tokens share, decoded cookie values (by hash) to the
+	// entry they validated against. gen is bumped by Revoke, ForgetUser
+	// and a change notification before they drop anything; a store read
+	// that started before a bump is not cached (loadUncached checks gen
+	// with the entry's shard locked, and the drop needs that lock), so it
+	// cannot bring back what was just dropped.
+	cache   *cache.Cache[string, *cacheEntry]
+	users   *cache.Cache[string, *userEntry]
+	decoded *cache.Cache[valueHash, *cacheEntry]
+	gen     atomic.Uint64
 
-	flightMu sync.Mutex
-	flights  map[string]*loadCall
+	// flight shares one store read among concurrent cold validations of
+	// a token, each waiting only as long as its own context allows.
+	flight singleflight.Group
 
 	// keysChanged wakes RunKeyReload: a change notification says the
 	// stored cookie keys changed (see Changed).
 	keysChanged chan struct{}
 }
 
-// cacheEntry is one cached token. tok is never modified once the entry
-// exists (a refresh swaps in a new entry), so it can be handed out.
+// cacheEntry is one cached token. A *LoginToken is never modified once
+// stored in tok (a refresh stores a new one), so it can be handed out.
 type cacheEntry struct {
-	tok        *LoginToken
+	tok        atomic.Pointer[LoginToken]
 	ue         *userEntry
 	checkedAt  int64 // UnixNano of the store read
 	refreshing atomic.Bool
+	// dead: the entry is not (or no longer) its token's entry in the
+	// cache, so a cookie value remembered as validated against it counts
+	// for nothing.
+	dead atomic.Bool
 }
 
-// userEntry is the one *User shared by all cached tokens of a user. user
-// is atomic because validations read it without holding mu; refs and stale
-// are guarded by mu.
+func newCacheEntry(tok *LoginToken, ue *userEntry, checkedAt int64) *cacheEntry {
+	e := &cacheEntry{ue: ue, checkedAt: checkedAt}
+	e.tok.Store(tok)
+	return e
+}
+
+// userEntry is the one *User shared by all cached tokens of a user. A
+// userEntry leaves the users cache only marked stale (ForgetUser, an
+// eviction), or expired, when every token read with it has outlived
+// CacheTTL too: a token never points at a user the cache has forgotten
+// but trusts.
 type userEntry struct {
 	id    string
 	user  atomic.Pointer[User] // the newest store read of the user
-	refs  int                  // cache entries pointing here
-	stale bool                 // ForgetUser: entries pointing here are not to be trusted
+	stale atomic.Bool          // entries pointing here are not to be trusted
 }
 
 func newUserEntry(u *User) *userEntry {
@@ -178,6 +195,10 @@ func newUserEntry(u *User) *userEntry {
 
 // valueHash is the SHA-256 of a cookie value.
 type valueHash [sha256.Size]byte
+
+// shard picks the value's shard of the decoded cache: a SHA-256 is as
+// uniform as a hash of it would be.
+func (h valueHash) shard() uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 // hashValue hashes a cookie value. Login-token cookies are about 200
 // bytes: copied to the stack, they cost the warm path no allocation,
@@ -190,17 +211,15 @@ func hashValue(value string) valueHash {
 	return sha256.Sum256([]byte(value))
 }
 
-// loadCall is one store read shared by concurrent validations of a token.
-type loadCall struct {
-	done chan struct{}
-	e    *cacheEntry
-	err  error
-	// cancelled: the leader's own request ended (gone, or past its
-	// deadline) during the read. Its error then says nothing about the
-	// store, and the others read for themselves; a store that timed out
-	// on its own, though, would time out again for each of them.
-	cancelled bool
-}
+// leaderGone is the outcome of a shared store read that ended because
+// the request that started it ended (gone, or past its deadline). It says
+// nothing about the store, so the others read again; a store that timed
+// out on its own, though, would time out again for each of them, and its
+// error is shared.
+type leaderGone struct{ err error }
+
+func (l *leaderGone) Error() string { return l.err.Error() }
+func (l *leaderGone) Unwrap() error { return l.err }
 
 // Validated is a successfully validated login token.
 type Validated struct {
@@ -225,20 +244,15 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 		return nil, errors.New("session manager: no cookie keys")
 	}
 	m := &Manager{
-		store:      store,
-		ttl:        cfg.TTL,
-		name:       cfg.CookieName,
-		path:       cfg.CookiePath,
-		secure:     cfg.CookieSecure,
-		site:       cfg.SameSite,
-		cttl:       cfg.CacheTTL,
-		now:        cfg.Now,
-		log:        cfg.Logger,
-		cache:      make(map[string]*cacheEntry),
-		users:      make(map[string]*userEntry),
-		decoded:    make(map[valueHash]*cacheEntry),
-		maxEntries: maxCacheEntries,
-		flights:    make(map[string]*loadCall),
+		store:  store,
+		ttl:    cfg.TTL,
+		name:   cfg.CookieName,
+		path:   cfg.CookiePath,
+		secure: cfg.CookieSecure,
+		site:   cfg.SameSite,
+		cttl:   cfg.CacheTTL,
+		now:    cfg.Now,
+		log:    cfg.Logger,
 
 		keysChanged: make(chan struct{}, 1),
 	}
@@ -269,6 +283,7 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
+	m.newCaches(maxCacheEntries)
 	if err := (&http.Cookie{Name: m.name, Value: "x", Path: m.path}).Valid(); err != nil {
 		return nil, fmt.Errorf("session manager: cookie name or path: %w", err)
 	}
@@ -287,6 +302,17 @@ func NewManager(store Store, keys []KeyPair, cfg ManagerConfig) (*Manager, error
 		m.log.Warn("login-token cookie is sent without the Secure attribute; use this for plain-HTTP development only")
 	}
 	return m, nil
+}
+
+// newCaches gives m empty caches of n entries each.
+func (m *Manager) newCaches(n int) {
+	ttl := max(m.cttl, 0)
+	m.cache = cache.New(cache.Options[string, *cacheEntry]{MaxEntries: n, TTL: ttl, Now: m.now,
+		OnEvict: func(_ string, e *cacheEntry) { e.dead.Store(true) }})
+	m.users = cache.New(cache.Options[string, *userEntry]{MaxEntries: n, TTL: ttl, Now: m.now,
+		OnEvict: func(_ string, ue *userEntry) { ue.stale.Store(true) }})
+	// No TTL: a lookup checks the entry found, and RunCleanup prunes.
+	m.decoded = cache.New(cache.Options[valueHash, *cacheEntry]{MaxEntries: n, Now: m.now, Hash: valueHash.shard})
 }
 
 // The cookie name prefixes browsers enforce (RFC 6265bis, section 4.1.3):
@@ -400,7 +426,7 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 			return nil, fmt.Errorf("validate login token: %w", err)
 		}
 	}
-	tok := e.tok
+	tok := e.tok.Load()
 	if subtle.ConstantTimeCompare(tok.SecretHash, sum[:]) != 1 {
 		return nil, fmt.Errorf("validate login token: %w", ErrTokenUnknown)
 	}
@@ -421,8 +447,15 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 // validated answers for a value whose secret matched e's token, which has
 // not expired: extended first if more than half of its lifetime is over.
 func (m *Manager) validated(ctx context.Context, e *cacheEntry, value string, now time.Time) (*Validated, error) {
-	v := &Validated{Token: e.tok, User: e.ue.user.Load()}
-	if e.tok.ExpiresAt.Sub(now) >= m.ttl/2 || !e.refreshing.CompareAndSwap(false, true) {
+	tok := e.tok.Load()
+	v := &Validated{Token: tok, User: e.ue.user.Load()}
+	if tok.ExpiresAt.Sub(now) >= m.ttl/2 || !e.refreshing.CompareAndSwap(false, true) {
+		return v, nil
+	}
+	if cur := e.tok.Load(); cur != tok {
+		// Refreshed between our read and the flag: nothing left to do.
+		e.refreshing.Store(false)
+		v.Token = cur
 		return v, nil
 	}
 	_, secret, ok := m.decode(value) // the new cookie needs the secret
@@ -436,10 +469,8 @@ func (m *Manager) validated(ctx context.Context, e *cacheEntry, value string, no
 // lookupValue returns the cache entry a cookie value validated against, if
 // it is still the token's entry and trusted.
 func (m *Manager) lookupValue(key valueHash, now time.Time) *cacheEntry {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	e := m.decoded[key]
-	if e == nil || m.cache[e.tok.ID] != e || !m.trusted(e, now) {
+	e, ok := m.decoded.Get(key)
+	if !ok || e.dead.Load() || !m.trusted(e, now) {
 		return nil
 	}
 	return e
@@ -449,18 +480,23 @@ func (m *Manager) lookupValue(key valueHash, now time.Time) *cacheEntry {
 // keys kr, validated against e, if e is its token's cache entry and kr the
 // current keys: SetKeys may have just forgotten every value, and one its
 // keys no longer verify must not come back.
+//
+// Both are checked with the value's shard locked: SetKeys stores the keys
+// before it clears the cache, and an entry is marked dead before its
+// values are pruned, so neither can slip in between check and store.
 func (m *Manager) rememberValue(key valueHash, e *cacheEntry, kr *keyring) {
-	m.mu.Lock()
-	if m.cache[e.tok.ID] == e && len(m.decoded) < m.maxEntries && m.keys.Load() == kr {
-		m.decoded[key] = e
-	}
-	m.mu.Unlock()
+	m.decoded.Update(key, func(old *cacheEntry, _ bool) (*cacheEntry, bool) {
+		if e.dead.Load() || m.keys.Load() != kr {
+			return old, false
+		}
+		return e, true
+	})
 }
 
 // refresh extends e's token to a full lifetime; the caller holds
 // e.refreshing.
 func (m *Manager) refresh(ctx context.Context, e *cacheEntry, v *Validated, secret []byte, now time.Time) (*Validated, error) {
-	tok := e.tok
+	tok := v.Token
 	exp := now.UTC().Truncate(time.Millisecond).Add(m.ttl)
 	c, err := m.cookie(tok.ID, secret, exp, now)
 	if err == nil {
@@ -480,12 +516,11 @@ func (m *Manager) refresh(ctx context.Context, e *cacheEntry, v *Validated, secr
 	}
 	nt := *tok
 	nt.ExpiresAt = exp
-	ne := &cacheEntry{tok: &nt, ue: e.ue, checkedAt: e.checkedAt}
-	m.mu.Lock()
-	if m.cache[tok.ID] == e {
-		m.cache[tok.ID] = ne // same user entry: refs unchanged
-	}
-	m.mu.Unlock()
+	// The entry stays (and the values remembered against it): only its
+	// token's expiry moved, and the token is not due again for half a
+	// lifetime.
+	e.tok.Store(&nt)
+	e.refreshing.Store(false)
 	v.Token = &nt
 	v.Refresh = c
 	return v, nil
@@ -500,10 +535,7 @@ func (m *Manager) Revoke(ctx context.Context, value string) error {
 		return nil
 	}
 	sid := string(id)
-	key := hashValue(value)
-	m.mu.Lock()
-	delete(m.decoded, key)
-	m.mu.Unlock()
+	m.decoded.Delete(hashValue(value))
 	// Store first, then cache: a concurrent store read that still saw the
 	// token started before the gen bump in drop, so it is not cached.
 	err := m.store.DeleteLoginToken(ctx, sid)
@@ -533,13 +565,10 @@ func (m *Manager) ClearCookie() *http.Cookie {
 // the user's groups changed. The entries are marked at once and removed
 // from memory on their next use or by RunCleanup.
 func (m *Manager) ForgetUser(userID string) {
-	m.mu.Lock()
 	m.gen.Add(1)
-	if ue := m.users[userID]; ue != nil {
-		ue.stale = true
-		delete(m.users, userID)
+	if ue, ok := m.users.Delete(userID); ok {
+		ue.stale.Store(true)
 	}
-	m.mu.Unlock()
 }
 
 // RunCleanup deletes expired tokens from the store and prunes the cache,
@@ -575,67 +604,25 @@ func (m *Manager) cleanup(ctx context.Context) {
 	}
 }
 
-// prune removes the cache entries that are no longer trusted. It finds
-// them under the read lock, so that validations go on meanwhile, and
-// removes them in batches under the write lock.
+// prune removes the cache entries that are no longer trusted, the cookie
+// values remembered against them, and the expired user entries. Each
+// shard is locked in turn, so validations elsewhere go on meanwhile.
 func (m *Manager) prune(now time.Time) int {
-	type victim struct {
-		id string
-		e  *cacheEntry
-	}
-	var victims []victim
-	m.mu.RLock()
-	for id, e := range m.cache {
-		if !m.trusted(e, now) {
-			victims = append(victims, victim{id, e})
+	n := m.cache.DeleteFunc(func(_ string, e *cacheEntry) bool {
+		if m.trusted(e, now) {
+			return false
 		}
-	}
-	m.mu.RUnlock()
-	n := 0
-	const batch = 1024
-	for i := 0; i < len(victims); i += batch {
-		m.mu.Lock()
-		for _, v := range victims[i:min(i+batch, len(victims))] {
-			if m.cache[v.id] == v.e {
-				m.removeLocked(v.id, v.e)
-				n++
-			}
-		}
-		m.mu.Unlock()
-	}
-	m.pruneDecoded()
+		e.dead.Store(true)
+		return true
+	})
+	m.decoded.DeleteFunc(func(_ valueHash, e *cacheEntry) bool { return e.dead.Load() || !m.trusted(e, now) })
+	m.users.DeleteFunc(func(string, *userEntry) bool { return false }) // the expired only
 	return n
-}
-
-// pruneDecoded forgets the cookie values whose cache entries are gone.
-func (m *Manager) pruneDecoded() {
-	var gone []valueHash
-	m.mu.RLock()
-	for k, e := range m.decoded {
-		if m.cache[e.tok.ID] != e {
-			gone = append(gone, k)
-		}
-	}
-	m.mu.RUnlock()
-	const batch = 1024
-	for i := 0; i < len(gone); i += batch {
-		m.mu.Lock()
-		for _, k := range gone[i:min(i+batch, len(gone))] {
-			if e, ok := m.decoded[k]; ok && m.cache[e.tok.ID] != e {
-				delete(m.decoded, k)
-			}
-		}
-		m.mu.Unlock()
-	}
 }
 
 // CacheLen returns the number of tokens held in the cache, including
 // untrusted ones not yet pruned.
-func (m *Manager) CacheLen() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.cache)
-}
+func (m *Manager) CacheLen() int { return m.cache.Len() }
 
 // decode returns the id and secret in a cookie value, decoded with the
 // current keys. id aliases a buffer of its own.
@@ -699,12 +686,11 @@ func (m *Manager) cookieFor(value string, exp, now time.Time) *http.Cookie {
 	}
 }
 
-// trusted reports whether e may be used without asking the store. The
-// caller holds mu.
+// trusted reports whether e may be used without asking the store.
 func (m *Manager) trusted(e *cacheEntry, now time.Time) bool {
-	return !e.ue.stale &&
+	return !e.ue.stale.Load() &&
 		now.UnixNano()-e.checkedAt < int64(m.cttl) &&
-		now.Before(e.tok.ExpiresAt)
+		now.Before(e.tok.Load().ExpiresAt)
 }
 
 // lookup returns the cached entry for id if it is trusted, else nil.
@@ -712,51 +698,48 @@ func (m *Manager) lookup(id string, now time.Time) *cacheEntry {
 	if m.cttl <= 0 {
 		return nil
 	}
-	m.mu.RLock()
-	e := m.cache[id]
-	if e != nil && !m.trusted(e, now) {
-		e = nil
+	e, ok := m.cache.Get(id)
+	if !ok || !m.trusted(e, now) {
+		return nil
 	}
-	m.mu.RUnlock()
 	return e
 }
 
 // load reads the token, with its user, from the store, caching the result.
-// Concurrent loads of one id share one store read.
+// Concurrent loads of one id share one store read (singleflight.DoChan),
+// which runs under the context of the request that started it; each
+// caller waits only as long as its own context allows.
 func (m *Manager) load(ctx context.Context, id string) (*cacheEntry, error) {
-	m.flightMu.Lock()
-	if c, ok := m.flights[id]; ok {
-		m.flightMu.Unlock()
+	for {
+		ch := m.flight.DoChan(id, func() (any, error) {
+			// A read that finished between our cache miss and now has
+			// cached the token (it caches before it leaves the flight):
+			// use that, so that its refresh, if any, is not done twice.
+			if e := m.lookup(id, m.now()); e != nil {
+				return e, nil
+			}
+			e, err := m.loadUncached(ctx, id)
+			if err != nil && ctx.Err() != nil {
+				err = &leaderGone{err}
+			}
+			return e, err
+		})
+		var r singleflight.Result
 		select {
-		case <-c.done:
+		case r = <-ch:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if c.err == nil || ctx.Err() != nil || !c.cancelled {
-			return c.e, c.err
+		var gone *leaderGone
+		if errors.As(r.Err, &gone) {
+			if ctx.Err() == nil {
+				continue // the leader's request ended, ours did not: read again
+			}
+			return nil, gone.err
 		}
-		// The leader's request was cancelled; ours was not: read ourselves.
-		return m.loadUncached(ctx, id)
+		e, _ := r.Val.(*cacheEntry)
+		return e, r.Err
 	}
-	// A read that finished between our cache miss and now has cached the
-	// token (it caches before it leaves m.flights): use that, so that its
-	// refresh, if any, is not done twice.
-	if e := m.lookup(id, m.now()); e != nil {
-		m.flightMu.Unlock()
-		return e, nil
-	}
-	c := &loadCall{done: make(chan struct{}), err: errors.New("login token read did not finish")}
-	m.flights[id] = c
-	m.flightMu.Unlock()
-	defer func() { // deferred so that waiters are released even on a panic
-		m.flightMu.Lock()
-		delete(m.flights, id)
-		m.flightMu.Unlock()
-		close(c.done)
-	}()
-	c.e, c.err = m.loadUncached(ctx, id)
-	c.cancelled = c.err != nil && ctx.Err() != nil
-	return c.e, c.err
 }
 
 func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, error) {
@@ -775,7 +758,9 @@ func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, err
 	now := m.now()
 	if !now.Before(tok.ExpiresAt) {
 		// Not cached; Validate deletes it if the secret matches.
-		return &cacheEntry{tok: &tok, ue: &userEntry{id: tok.UserID}}, nil
+		e := newCacheEntry(&tok, &userEntry{id: tok.UserID}, 0)
+		e.dead.Store(true)
+		return e, nil
 	}
 	if user.Disabled {
 		// Disabling deletes the user's tokens; one that escaped (issued by
@@ -784,60 +769,63 @@ func (m *Manager) loadUncached(ctx context.Context, id string) (*cacheEntry, err
 		return nil, ErrUserDisabled
 	}
 	tok.UserID = user.ID // share the string
-	e := &cacheEntry{tok: &tok, checkedAt: now.UnixNano()}
+	checkedAt := now.UnixNano()
 	if m.cttl <= 0 {
-		e.ue = newUserEntry(user)
-		return e, nil
+		return m.uncached(&tok, user, checkedAt), nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.gen.Load() != gen {
+	// gen is checked with the user's, then the token's, shard locked:
+	// Revoke, ForgetUser and a change notification bump gen before they
+	// take those locks to drop anything, so what they drop is either not
+	// cached here or dropped after.
+	var ue *userEntry
+	m.users.Update(user.ID, func(old *userEntry, ok bool) (*userEntry, bool) {
+		if m.gen.Load() != gen {
+			return old, false
+		}
+		if ok && !old.stale.Load() {
+			old.user.Store(user) // the newest read, for every token of the user
+			ue = old
+		} else {
+			ue = newUserEntry(user)
+		}
+		return ue, true // stored again: lives CacheTTL from this read
+	})
+	if ue == nil {
 		// Revoke or ForgetUser ran during the read: what we read may be
 		// what they dropped. Use it for this request only.
-		e.ue = newUserEntry(user)
-		return e, nil
+		return m.uncached(&tok, user, checkedAt), nil
 	}
-	// Make room first: removing may drop the user's entry from m.users.
-	if old := m.cache[id]; old != nil {
-		m.removeLocked(id, old)
-	} else if len(m.cache) >= m.maxEntries {
-		for vid, v := range m.cache { // arbitrary: map order is random
-			m.removeLocked(vid, v)
-			break
+	e := newCacheEntry(&tok, ue, checkedAt)
+	cached := false
+	m.cache.Update(id, func(old *cacheEntry, ok bool) (*cacheEntry, bool) {
+		if m.gen.Load() != gen {
+			return old, false
 		}
+		if ok {
+			old.dead.Store(true)
+		}
+		cached = true
+		return e, true
+	})
+	if !cached {
+		e.dead.Store(true)
 	}
-	ue := m.users[user.ID]
-	if ue == nil {
-		ue = newUserEntry(user)
-		m.users[user.ID] = ue
-	} else {
-		ue.user.Store(user) // the newest read, for every token of the user
-	}
-	e.ue = ue
-	ue.refs++
-	m.cache[id] = e
 	return e, nil
+}
+
+// uncached returns an entry for one request only, outside the cache.
+func (m *Manager) uncached(tok *LoginToken, user *User, checkedAt int64) *cacheEntry {
+	e := newCacheEntry(tok, newUserEntry(user), checkedAt)
+	e.dead.Store(true)
+	return e
 }
 
 // drop removes id from the cache, and keeps store reads already under way
 // from caching it again.
 func (m *Manager) drop(id string) {
-	m.mu.Lock()
 	m.gen.Add(1)
-	if e := m.cache[id]; e != nil {
-		m.removeLocked(id, e)
-	}
-	m.mu.Unlock()
-}
-
-// removeLocked removes the entry e under id. The caller holds mu for
-// writing.
-func (m *Manager) removeLocked(id string, e *cacheEntry) {
-	delete(m.cache, id)
-	ue := e.ue
-	ue.refs--
-	if ue.refs <= 0 && m.users[ue.id] == ue {
-		delete(m.users, ue.id)
+	if e, ok := m.cache.Delete(id); ok {
+		e.dead.Store(true)
 	}
 }
 

@@ -42,10 +42,8 @@ func (m *Manager) wakeKeyReload() {
 // forgetAll empties the cache, and keeps store reads already under way
 // from filling it with what they read before.
 func (m *Manager) forgetAll() {
-	m.mu.Lock()
 	m.gen.Add(1)
-	m.cache = make(map[string]*cacheEntry)
-	m.users = make(map[string]*userEntry)
-	m.decoded = make(map[valueHash]*cacheEntry)
-	m.mu.Unlock()
+	m.cache.DeleteFunc(func(_ string, e *cacheEntry) bool { e.dead.Store(true); return true })
+	m.users.DeleteFunc(func(_ string, ue *userEntry) bool { ue.stale.Store(true); return true })
+	m.decoded.Clear()
 }

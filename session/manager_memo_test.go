@@ -3,16 +3,14 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
 
 // decodedLen is the number of cookie values remembered as decoded.
-func (m *Manager) decodedLen() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.decoded)
-}
+func (m *Manager) decodedLen() int { return m.decoded.Len() }
 
 // TestDecodedValues covers the memo of decoded cookie values: it changes
 // how much work a validation does, never its answer.
@@ -128,6 +126,44 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, _, ok := f.m.decode(c.Value); !ok {
 			b.Fatal("does not decode")
+		}
+	}
+}
+
+// TestEvictionKeepsForgetUser: when the caches are full, user entries and
+// token entries are evicted independently; ForgetUser must still reach
+// every cached token of the user, so an evicted user entry is marked
+// stale (the tokens pointing at it read the store again) rather than left
+// trusted where ForgetUser can no longer find it.
+func TestEvictionKeepsForgetUser(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ManagerConfig{CacheTTL: time.Hour})
+	f.m.newCaches(8)
+	var users []*User
+	var values []string
+	for i := range 40 {
+		u := addUser(t, f.st, fmt.Sprintf("user%02d@AdobeID", i), "readers")
+		c, _ := f.issue(t, u)
+		if _, err := f.m.Validate(ctx, c.Value); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+		values = append(values, c.Value)
+	}
+	if n := f.m.users.Len(); n > 8 {
+		t.Fatalf("%d user entries, want at most 8", n)
+	}
+	for i, u := range users {
+		if err := f.st.AddMembership(ctx, u.ID, "admins", SourceLocal); err != nil {
+			t.Fatal(err)
+		}
+		f.m.ForgetUser(u.ID)
+		v, err := f.m.Validate(ctx, values[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.Join(v.User.Groups(), ","); g != "admins,readers" {
+			t.Errorf("%s after ForgetUser: groups %q, want admins,readers", u.ID, g)
 		}
 	}
 }

@@ -999,7 +999,7 @@ func TestCache(t *testing.T) {
 
 	t.Run("bounded", func(t *testing.T) {
 		f := newFixture(t, ManagerConfig{})
-		f.m.maxEntries = 3
+		f.m.newCaches(3)
 		var cookies []*http.Cookie
 		for range 5 {
 			c, _ := f.issue(t, f.alice)
@@ -1016,9 +1016,7 @@ func TestCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f.m.mu.RLock()
-		users := len(f.m.users)
-		f.m.mu.RUnlock()
+		users := f.m.users.Len()
 		if f.m.CacheLen() != 3 || users != 1 {
 			t.Errorf("CacheLen %d, users %d; want 3 and 1", f.m.CacheLen(), users)
 		}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
+	"github.com/gatehouse-proxy/gatehouse/session/cache"
 )
 
 // Mode says how tokens are validated.
@@ -104,8 +106,13 @@ type Authenticator struct {
 	now       func() time.Time
 	log       *zap.Logger
 
+	// cache holds outcomes by token hash, each until it is of no more use
+	// (the token's expiry, a rejection's NegativeTTL); when full,
+	// arbitrary entries are evicted.
+	cache *cache.Cache[Hash, *entry]
+
+	// mu guards flights, and staleLogged of the entries.
 	mu      sync.Mutex
-	cache   map[Hash]*entry
 	flights map[Hash]*flight // validations under way
 
 	staleAccepted atomic.Uint64
@@ -119,10 +126,11 @@ type entry struct {
 	errUntil  time.Time
 
 	// While IMS cannot answer a due recheck and StaleIfError keeps the
-	// token: no new recheck before retryAt; staleLogged says this outage
-	// was logged for the token already. A new confirmation replaces the
-	// entry and so starts a new episode.
-	retryAt     time.Time
+	// token: no new recheck before retryAt (UnixNano; read without a
+	// lock by lookup); staleLogged (guarded by mu) says this outage was
+	// logged for the token already. A new confirmation replaces the entry
+	// and so starts a new episode.
+	retryAt     atomic.Int64
 	staleLogged bool
 }
 
@@ -160,13 +168,13 @@ func New(cfg Config) (*Authenticator, error) {
 		cfg:       cfg,
 		clientIDs: make(map[string]struct{}, len(cfg.ClientIDs)),
 		now:       cfg.Now,
-		cache:     make(map[Hash]*entry),
 		flights:   make(map[Hash]*flight),
 		log:       cfg.Logger,
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.cache = cache.New(cache.Options[Hash, *entry]{MaxEntries: cfg.CacheSize, Now: a.now, Hash: shardOf})
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -248,32 +256,28 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Result
 
 // Forget drops a token from the cache, for example after IMS refused it
 // during provisioning.
-func (a *Authenticator) Forget(h Hash) {
-	a.mu.Lock()
-	delete(a.cache, h)
-	a.mu.Unlock()
-}
+func (a *Authenticator) Forget(h Hash) { a.cache.Delete(h) }
+
+// shardOf picks a cache entry's shard: a Hash is a SHA-256 already, as
+// uniform as a hash of it would be.
+func shardOf(h Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
 	now := a.now()
-	a.mu.Lock()
-	switch claims, v, err := a.lookup(h, now); v {
-	case answered:
-		a.mu.Unlock()
-		return claims, err
-	case staleRetryLater:
-		a.mu.Unlock()
-		claims, err := a.checkLocally(ctx, token, claims)
-		if err == nil {
-			a.staleAccepted.Add(1)
-		}
-		return claims, err
+	if claims, v, err := a.lookup(h, now); v != miss {
+		return a.answer(ctx, token, claims, v, err)
 	}
 	// One validation per token at a time: a burst of requests carrying a new
 	// token costs one signature check and at most one IMS call. The first
 	// caller validates on its own goroutine, the others wait for it or for
-	// their own context. The cache and the flights share one lock, so no
-	// caller can miss both the other's flight and its stored outcome.
+	// their own context. A flight stores its outcome in the cache before it
+	// leaves flights, both under mu, so a caller that finds no flight here
+	// finds the outcome by looking again.
+	a.mu.Lock()
+	if claims, v, err := a.lookup(h, now); v != miss {
+		a.mu.Unlock()
+		return a.answer(ctx, token, claims, v, err)
+	}
 	if f := a.flights[h]; f != nil {
 		a.mu.Unlock()
 		select {
@@ -333,12 +337,26 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 
 var errValidationAborted = errors.New("bearer: the validation of this token was aborted")
 
+// answer is the answer to a token whose cache lookup gave the verdict v
+// (not miss) with claims and err.
+func (a *Authenticator) answer(ctx context.Context, token string, claims *ims.Claims, v verdict, err error) (*ims.Claims, error) {
+	if v != staleRetryLater {
+		return claims, err
+	}
+	claims, err = a.checkLocally(ctx, token, claims)
+	if err == nil {
+		a.staleAccepted.Add(1)
+	}
+	return claims, err
+}
+
 // flight is a validation under way, which callers with the same token
 // wait for; stale says the claims were accepted on a past confirmation
 // (StaleIfError). It replaces singleflight.DoChan here, which starts a
 // goroutine per call: handing the work over and back cost more CPU on
-// the first-seen path than the signature check's rebuilding of the key's
-// constants.
+// the first-seen path (+47% in BenchmarkAuthenticateFirstSeen) than the
+// signature check's rebuilding of the key's constants; and
+// singleflight.Do would tie every waiter to the leader's context.
 type flight struct {
 	done   chan struct{} // closed once claims, err and stale are set
 	claims *ims.Claims
@@ -355,9 +373,9 @@ const (
 	staleRetryLater                // kept through an IMS outage, not yet time to ask again: check locally only
 )
 
-// lookup answers from the cache; a.mu must be held.
+// lookup answers from the cache.
 func (a *Authenticator) lookup(h Hash, now time.Time) (*ims.Claims, verdict, error) {
-	e, found := a.cache[h]
+	e, found := a.cache.Get(h)
 	if !found {
 		return nil, miss, nil
 	}
@@ -365,14 +383,14 @@ func (a *Authenticator) lookup(h Hash, now time.Time) (*ims.Claims, verdict, err
 	case e.err != nil && now.Before(e.errUntil):
 		return nil, answered, e.err
 	case e.err != nil:
-		delete(a.cache, h)
+		a.cache.DeleteIf(h, func(c *entry) bool { return c == e })
 		return nil, miss, nil
 	case now.After(e.expiresAt.Add(a.cfg.ClockSkew)):
-		delete(a.cache, h)
+		a.cache.DeleteIf(h, func(c *entry) bool { return c == e })
 		return nil, answered, expiredError(nil)
 	case e.recheckAt.IsZero() || now.Before(e.recheckAt):
 		return e.claims, answered, nil
-	case now.Before(e.retryAt) && a.withinStale(e, now):
+	case now.UnixNano() < e.retryAt.Load() && a.withinStale(e, now):
 		return e.claims, staleRetryLater, nil
 	}
 	// Due for a recheck. The entry stays: if IMS cannot answer, it is the
@@ -390,11 +408,11 @@ func (a *Authenticator) withinStale(e *entry, now time.Time) bool {
 // them after IMS failed to answer their recheck with cause, and nil
 // otherwise; a.mu must be held. It logs once per token per outage.
 func (a *Authenticator) stale(h Hash, now time.Time, cause error) *ims.Claims {
-	e, ok := a.cache[h]
+	e, ok := a.cache.Get(h)
 	if !ok || !a.withinStale(e, now) {
 		return nil
 	}
-	e.retryAt = now.Add(staleRetryInterval)
+	e.retryAt.Store(now.Add(staleRetryInterval).UnixNano())
 	if !e.staleLogged {
 		e.staleLogged = true
 		a.log.Warn("IMS cannot recheck a bearer token; accepting its last confirmation",
@@ -420,48 +438,31 @@ func (a *Authenticator) checkLocally(ctx context.Context, token string, claims *
 // to repeat, and outages must not be remembered.
 func (a *Authenticator) store(h Hash, claims *ims.Claims, err error, now time.Time) {
 	var e *entry
+	var until time.Time
 	switch {
 	case err == nil:
 		e = &entry{claims: claims, expiresAt: claims.ExpiresAt()}
 		if a.cfg.Mode != ModeLocal {
 			e.recheckAt = now.Add(a.cfg.RecheckInterval)
 		}
+		// Kept until lookup would answer "expired" from it: the cache
+		// forgets it a moment later, and the local check says the same.
+		until = e.expiresAt.Add(a.cfg.ClockSkew + time.Second)
 	case errors.Is(err, errRemoteInvalid):
 		e = &entry{err: err, errUntil: now.Add(a.cfg.NegativeTTL)}
+		until = e.errUntil
 	default:
 		return
 	}
-	if len(a.cache) >= a.cfg.CacheSize {
-		a.evict(now)
-	}
-	a.cache[h] = e
-}
-
-// evict makes room: first every entry past its usefulness, then, if the
-// cache is still full, an arbitrary eighth (Go's map order is random
-// enough that no client can pin its own entries).
-func (a *Authenticator) evict(now time.Time) {
-	for k, e := range a.cache {
-		if (e.err != nil && now.After(e.errUntil)) || (e.err == nil && now.After(e.expiresAt)) {
-			delete(a.cache, k)
-		}
-	}
-	drop := len(a.cache) - a.cfg.CacheSize*7/8
-	for k := range a.cache {
-		if drop <= 0 {
-			break
-		}
-		delete(a.cache, k)
-		drop--
+	if ttl := until.Sub(now); ttl > 0 {
+		a.cache.SetWithTTL(h, e, ttl)
+	} else {
+		a.cache.Delete(h) // of no use, and the entry there is older
 	}
 }
 
 // CacheLen returns the number of cached tokens.
-func (a *Authenticator) CacheLen() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.cache)
-}
+func (a *Authenticator) CacheLen() int { return a.cache.Len() }
 
 var errRemoteInvalid = errors.New("IMS says the token is not valid")
 

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/session/cache"
 )
 
 // KeySetConfig configures a KeySet. At least one of JWKSURL and CertsURL
@@ -76,6 +78,12 @@ const (
 	// has one) does a certificate never fetched compete with junk names
 	// for the budget, and it may wait for a window the flood leaves room in.
 	certFetchBudget = 8
+	// maxCerts bounds the certificate names remembered. Failures are
+	// forgotten each window and at most certFetchBudget new names are
+	// fetched per window, so only certificates that parsed accumulate:
+	// IMS publishes two or three at a time. Past the bound, arbitrary
+	// entries go and are fetched again if named again.
+	maxCerts = 1024
 	// maxFallbackKeys caps the keys an x5u-named token is tried against when
 	// its certificate cannot be had: each try is a signature check, and IMS
 	// holds two or three keys at a time.
@@ -104,15 +112,21 @@ type KeySet struct {
 	held atomic.Pointer[[]*rsa.PublicKey]
 
 	mu          sync.RWMutex
-	jwksFlight  *flight   // the JWKS fetch under way, or nil
-	jwksAttempt time.Time // start of the last JWKS fetch
-	jwksErr     error     // outcome of the last finished JWKS fetch
-	certs       map[string]*certEntry
-	certWindow  time.Time // start of the current certificate budget window
-	certFetched int       // fetches of new names in that window
+	jwksFlight  *flight                          // the JWKS fetch under way, or nil
+	jwksAttempt time.Time                        // start of the last JWKS fetch
+	jwksErr     error                            // outcome of the last finished JWKS fetch
+	certs       *cache.Cache[string, *certEntry] // entries' fields guarded by mu
+	certWindow  time.Time                        // start of the current certificate budget window
+	certFetched int                              // fetches of new names in that window
 }
 
-// flight is one fetch that concurrent callers share.
+// flight is one fetch that concurrent callers share. It is not a
+// singleflight.Group: whether a fetch is under way is part of what mu
+// decides with the rate limits (a JWKS fetch at most every
+// MinRefreshInterval, certFetchBudget new certificates per window), and a
+// Group tells that only by joining or starting a call. DoChan would also
+// start a goroutine for every caller answered from the remembered outcome
+// of the last fetch, which is what a flood of unknown kids meets.
 type flight struct {
 	done chan struct{} // closed when key and err are set
 	key  *rsa.PublicKey
@@ -150,7 +164,7 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 		refresh:    cfg.RefreshInterval,
 		log:        cfg.Logger,
 		now:        time.Now,
-		certs:      make(map[string]*certEntry),
+		certs:      cache.New(cache.Options[string, *certEntry]{MaxEntries: maxCerts}),
 	}
 	if cfg.JWKSURL != "" {
 		u, err := parseHTTPURL(cfg.JWKSURL)
@@ -239,12 +253,12 @@ func (k *KeySet) Ready() bool {
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	for _, e := range k.certs {
-		if e.key != nil {
-			return true
-		}
-	}
-	return false
+	ready := false
+	k.certs.Range(func(_ string, e *certEntry) bool {
+		ready = e.key != nil
+		return !ready
+	})
+	return ready
 }
 
 // Load fetches the JWKS now, or joins a fetch already under way. On failure
@@ -325,7 +339,7 @@ func (k *KeySet) Key(ctx context.Context, kid, x5u string) (*rsa.PublicKey, erro
 	useCerts := x5u != "" && k.certsURL != ""
 	if useCerts {
 		k.mu.RLock()
-		e := k.certs[x5u]
+		e, _ := k.certs.Get(x5u)
 		var key *rsa.PublicKey
 		if e != nil {
 			key = e.key
@@ -615,7 +629,7 @@ func validCertName(s string) bool {
 func (k *KeySet) cert(ctx context.Context, name string) (*rsa.PublicKey, error) {
 	k.mu.Lock()
 	now := k.now()
-	e := k.certs[name]
+	e, _ := k.certs.Get(name)
 	switch {
 	case e != nil && e.key != nil:
 		k.mu.Unlock()
@@ -643,7 +657,7 @@ func (k *KeySet) cert(ctx context.Context, name string) (*rsa.PublicKey, error) 
 	k.certFetched++
 	if e == nil {
 		e = &certEntry{}
-		k.certs[name] = e
+		k.certs.Set(name, e)
 	}
 	fl := newFlight()
 	e.fl, e.attempt = fl, now
@@ -680,9 +694,21 @@ func (k *KeySet) rebuildHeld() {
 			held = append(held, (*m)[kid])
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(k.certs)) {
-		if key := k.certs[name].key; key != nil && !slices.ContainsFunc(held, func(h *rsa.PublicKey) bool { return h.Equal(key) }) {
-			held = append(held, key)
+	type cert struct {
+		name string
+		key  *rsa.PublicKey
+	}
+	var certs []cert
+	k.certs.Range(func(name string, e *certEntry) bool {
+		if e.key != nil {
+			certs = append(certs, cert{name, e.key})
+		}
+		return true
+	})
+	slices.SortFunc(certs, func(a, b cert) int { return strings.Compare(a.name, b.name) })
+	for _, c := range certs {
+		if !slices.ContainsFunc(held, func(h *rsa.PublicKey) bool { return h.Equal(c.key) }) {
+			held = append(held, c.key)
 		}
 	}
 	k.held.Store(&held)
@@ -690,11 +716,9 @@ func (k *KeySet) rebuildHeld() {
 
 // pruneCerts forgets negative results that have run out. k.mu must be held.
 func (k *KeySet) pruneCerts(now time.Time) {
-	for name, e := range k.certs {
-		if e.key == nil && e.fl == nil && now.Sub(e.attempt) >= k.minRefresh {
-			delete(k.certs, name)
-		}
-	}
+	k.certs.DeleteFunc(func(_ string, e *certEntry) bool {
+		return e.key == nil && e.fl == nil && now.Sub(e.attempt) >= k.minRefresh
+	})
 }
 
 // fetchCert fetches and parses one certificate. A certificate the host does

@@ -484,7 +484,7 @@ func TestKeySetCertFetchBudget(t *testing.T) {
 	if _, err := k.Key(ctx, "", testX5U); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(k.certs); n > certFetchBudget+1 {
+	if n := k.certs.Len(); n > certFetchBudget+1 {
 		t.Errorf("%d certificate entries kept, want expired negatives pruned", n)
 	}
 }

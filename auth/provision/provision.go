@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/groupmap"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/cache"
 )
 
 // Config configures a Provisioner.
@@ -64,12 +65,12 @@ type Provisioner struct {
 	flight singleflight.Group // keyed by user id
 
 	// users caches fresh users by id, so that a bearer token seen for the
-	// first time costs no store read for a user known to be fresh. When
-	// full, an arbitrary entry is evicted.
-	mu    sync.RWMutex
-	users map[string]cachedUser
-	// gen is bumped (under mu) by Changed: a store read that started
-	// before a bump is not cached, so it cannot bring back what a change
+	// first time costs no store read for a user known to be fresh. Its
+	// entries live CacheTTL; when full, arbitrary ones are evicted.
+	users *cache.Cache[string, cachedUser]
+	// gen is bumped by Changed before it drops entries: a store read that
+	// started before a bump is not cached (remember checks it with the
+	// user's shard locked), so it cannot bring back what a change
 	// notification dropped.
 	gen atomic.Uint64
 
@@ -77,9 +78,9 @@ type Provisioner struct {
 	// outage to when their sync may be tried again, so that a burst of
 	// sign-ins costs IMS one attempt per user per staleRetryInterval. An
 	// entry lives until a sync succeeds, which marks the outage's end
-	// for that user (it is logged once per user per outage).
-	holdMu  sync.Mutex
-	holding map[string]time.Time
+	// for that user (it is logged once per user per outage), or until
+	// evicted to keep within CacheSize.
+	holding *cache.Cache[string, time.Time]
 }
 
 // staleRetryInterval is the least time between two sync attempts for a
@@ -113,11 +114,12 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger, users: make(map[string]cachedUser),
-		holding: make(map[string]time.Time)}
+	p := &Provisioner{cfg: cfg, now: cfg.Now, log: cfg.Logger}
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.users = cache.New(cache.Options[string, cachedUser]{MaxEntries: cfg.CacheSize, TTL: max(cfg.CacheTTL, 0), Now: p.now})
+	p.holding = cache.New(cache.Options[string, time.Time]{MaxEntries: cfg.CacheSize, Now: p.now})
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
@@ -136,9 +138,7 @@ func (p *Provisioner) Fresh(u *session.User) bool {
 	if now.Sub(u.SyncedAt) < p.cfg.SyncInterval {
 		return true
 	}
-	p.holdMu.Lock()
-	retryAt, ok := p.holding[u.ID]
-	p.holdMu.Unlock()
+	retryAt, ok := p.holding.Get(u.ID)
 	return ok && now.Before(retryAt) && p.withinStale(u, now)
 }
 
@@ -150,16 +150,11 @@ func (p *Provisioner) withinStale(u *session.User, now time.Time) bool {
 // hold records that u is served as last synced because IMS could not
 // answer their sync (cause), and logs it once per outage.
 func (p *Provisioner) hold(u *session.User, now time.Time, cause error) {
-	p.holdMu.Lock()
-	_, held := p.holding[u.ID]
-	if !held && len(p.holding) >= p.cfg.CacheSize {
-		for id := range p.holding { // arbitrary: map order is random
-			delete(p.holding, id)
-			break
-		}
-	}
-	p.holding[u.ID] = now.Add(staleRetryInterval)
-	p.holdMu.Unlock()
+	held := false
+	p.holding.Update(u.ID, func(_ time.Time, ok bool) (time.Time, bool) {
+		held = ok
+		return now.Add(staleRetryInterval), true
+	})
 	if !held {
 		p.log.Warn("IMS cannot sync a user; serving their last synced profile and groups",
 			zap.String("user", u.ID), zap.Time("synced_at", u.SyncedAt),
@@ -170,9 +165,7 @@ func (p *Provisioner) hold(u *session.User, now time.Time, cause error) {
 
 // release ends the outage episode of user id, if any: their sync succeeded.
 func (p *Provisioner) release(id string) {
-	p.holdMu.Lock()
-	delete(p.holding, id)
-	p.holdMu.Unlock()
+	p.holding.Delete(id)
 }
 
 // Ensure returns the user the validated token belongs to, creating or
@@ -330,9 +323,7 @@ func (p *Provisioner) getUser(ctx context.Context, id string) (*session.User, er
 // Ensure reads the store: the caller learned that the user changed there
 // (the store refused them a login token as disabled).
 func (p *Provisioner) Forget(id string) {
-	p.mu.Lock()
-	delete(p.users, id)
-	p.mu.Unlock()
+	p.users.Delete(id)
 }
 
 // cached returns the cached user with the given id if the entry is younger
@@ -341,9 +332,7 @@ func (p *Provisioner) cached(id string) *session.User {
 	if p.cfg.CacheTTL <= 0 {
 		return nil
 	}
-	p.mu.RLock()
-	c, ok := p.users[id]
-	p.mu.RUnlock()
+	c, ok := p.users.Get(id)
 	if !ok {
 		return nil
 	}
@@ -362,23 +351,16 @@ func (p *Provisioner) remember(u *session.User, readAt time.Time, gen uint64) {
 	if p.cfg.CacheTTL <= 0 || u == nil {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.gen.Load() != gen {
-		return
-	}
-	if old, ok := p.users[u.ID]; ok {
-		if u.SyncedAt.Before(old.u.SyncedAt) ||
-			(u.SyncedAt.Equal(old.u.SyncedAt) && readAt.Before(old.readAt)) {
-			return
+	p.users.Update(u.ID, func(old cachedUser, ok bool) (cachedUser, bool) {
+		if p.gen.Load() != gen {
+			return old, false
 		}
-	} else if len(p.users) >= p.cfg.CacheSize {
-		for id := range p.users { // arbitrary: map order is random
-			delete(p.users, id)
-			break
+		if ok && (u.SyncedAt.Before(old.u.SyncedAt) ||
+			(u.SyncedAt.Equal(old.u.SyncedAt) && readAt.Before(old.readAt))) {
+			return old, false
 		}
-	}
-	p.users[u.ID] = cachedUser{u: u, readAt: readAt}
+		return cachedUser{u: u, readAt: readAt}, true
+	})
 }
 
 // checkOrgs refuses an organizations answer whose entries for the
@@ -454,16 +436,12 @@ func storeUnavailable(err error) error {
 func (p *Provisioner) Changed(c session.Change) {
 	switch c.Kind {
 	case session.ChangeUser:
-		p.mu.Lock()
 		p.gen.Add(1)
-		delete(p.users, c.ID)
-		p.mu.Unlock()
+		p.users.Delete(c.ID)
 	case session.ChangeToken, session.ChangeUserTokens, session.ChangeSetting, session.ChangeLost:
 		// Nothing cached here depends on them.
 	default:
-		p.mu.Lock()
 		p.gen.Add(1)
-		p.users = make(map[string]cachedUser)
-		p.mu.Unlock()
+		p.users.Clear()
 	}
 }

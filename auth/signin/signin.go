@@ -21,10 +21,10 @@ package signin
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
 	"github.com/gatehouse-proxy/gatehouse/auth/provision"
 	"github.com/gatehouse-proxy/gatehouse/session"
+	"github.com/gatehouse-proxy/gatehouse/session/cache"
 )
 
 // Config configures the sign-in step.
@@ -57,8 +58,9 @@ type Handler struct {
 	// reuse maps a bearer token's hash to the login-token cookie issued for
 	// it, so that a client that keeps sending the same bearer without the
 	// cookie is given the same login token instead of a new one per request.
-	mu    sync.Mutex
-	reuse map[bearer.Hash]issued
+	// An entry lives until the login token's (or the bearer's) expiry;
+	// when full, arbitrary entries are evicted.
+	reuse *cache.Cache[bearer.Hash, issued]
 }
 
 type issued struct {
@@ -98,13 +100,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.ReuseSize <= 0 {
 		cfg.ReuseSize = 100_000
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, reuse: make(map[bearer.Hash]issued)}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.reuse = cache.New(cache.Options[bearer.Hash, issued]{MaxEntries: cfg.ReuseSize, Now: h.now, Hash: hashOfHash})
 	return h, nil
 }
 
@@ -271,9 +274,7 @@ type reuse struct {
 // session cache) catches a logout in the meantime, here or on another
 // replica, so a revoked login token is never handed out again.
 func (h *Handler) reused(ctx context.Context, res *bearer.Result) *reuse {
-	h.mu.Lock()
-	is, ok := h.reuse[res.Hash]
-	h.mu.Unlock()
+	is, ok := h.reuse.Get(res.Hash)
 	if !ok || !h.now().Before(is.expires) || is.userID != res.Claims.UserID {
 		return nil
 	}
@@ -296,30 +297,18 @@ func (h *Handler) remember(res *bearer.Result, value, userID string, expires tim
 	if e := res.Claims.ExpiresAt(); e.Before(expires) {
 		expires = e
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.reuse) >= h.cfg.ReuseSize {
-		now := h.now()
-		for k, v := range h.reuse {
-			if !now.Before(v.expires) {
-				delete(h.reuse, k)
-			}
-		}
-		for k := range h.reuse {
-			if len(h.reuse) < h.cfg.ReuseSize*7/8 {
-				break
-			}
-			delete(h.reuse, k)
-		}
+	ttl := expires.Sub(h.now())
+	if ttl <= 0 {
+		return // nothing to reuse
 	}
-	h.reuse[res.Hash] = issued{value: value, userID: userID, expires: expires, sent: &sentCookie{}}
+	h.reuse.SetWithTTL(res.Hash, issued{value: value, userID: userID, expires: expires, sent: &sentCookie{}}, ttl)
 }
 
-func (h *Handler) forget(k bearer.Hash) {
-	h.mu.Lock()
-	delete(h.reuse, k)
-	h.mu.Unlock()
-}
+func (h *Handler) forget(k bearer.Hash) { h.reuse.Delete(k) }
+
+// hashOfHash picks a reuse entry's shard: a bearer.Hash is a SHA-256
+// already, as uniform as a hash of it would be.
+func hashOfHash(k bearer.Hash) uint64 { return binary.LittleEndian.Uint64(k[:8]) }
 
 // Logout returns the handler for the logout path: it revokes the login
 // token server-side and clears the cookie. It succeeds whether or not the
@@ -373,13 +362,7 @@ func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) error {
 
 // dropReuse forgets every login token handed out to the user's bearers.
 func (h *Handler) dropReuse(userID string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for k, v := range h.reuse {
-		if v.userID == userID {
-			delete(h.reuse, k)
-		}
-	}
+	h.reuse.DeleteFunc(func(_ bearer.Hash, v issued) bool { return v.userID == userID })
 }
 
 // fail answers a request that could not be authenticated, and logs the
@@ -450,8 +433,6 @@ func (h *Handler) Changed(c session.Change) {
 		h.dropReuse(c.ID)
 	case session.ChangeToken, session.ChangeSetting, session.ChangeLost:
 	default:
-		h.mu.Lock()
-		clear(h.reuse)
-		h.mu.Unlock()
+		h.reuse.Clear()
 	}
 }

@@ -62,7 +62,12 @@ type Source struct {
 	changed   chan struct{}
 }
 
-// flight is one fetch that concurrent callers share.
+// flight is one fetch that concurrent callers share. It is not a
+// singleflight.Group: a fetch's start and end change the backoff and
+// renewal state under mu in the same step (Run reads whether one is under
+// way to decide its next wake-up), which a Group, whose calls are visible
+// only by joining them, cannot do. There is one key and a fetch every
+// several minutes, so nothing is to be gained in speed either.
 type flight struct {
 	done  chan struct{} // closed when token or err is set
 	token string
