@@ -109,6 +109,8 @@ type Authenticator struct {
 	flights map[Hash]*flight // validations under way
 
 	staleAccepted atomic.Uint64
+	// Counted for the metrics (CacheStats).
+	cacheHits, cacheMisses atomic.Uint64
 }
 
 type entry struct {
@@ -179,6 +181,13 @@ func New(cfg Config) (*Authenticator, error) {
 // StaleAccepted returns how many requests were accepted on a confirmation
 // past its recheck because IMS could not answer (see Config.StaleIfError).
 func (a *Authenticator) StaleAccepted() uint64 { return a.staleAccepted.Load() }
+
+// CacheStats returns how many validations were answered from the cache
+// (a remembered outcome, or a confirmation kept through an IMS outage)
+// and how many were not (new tokens, and those due for a recheck).
+func (a *Authenticator) CacheStats() (hits, misses uint64) {
+	return a.cacheHits.Load(), a.cacheMisses.Load()
+}
 
 // Enabled reports whether bearer sign-in is on (the client allow-list is not empty).
 func (a *Authenticator) Enabled() bool { return len(a.clientIDs) > 0 }
@@ -257,7 +266,13 @@ func (a *Authenticator) Forget(h Hash) {
 func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
 	now := a.now()
 	a.mu.Lock()
-	switch claims, v, err := a.lookup(h, now); v {
+	claims, v, err := a.lookup(h, now)
+	if v == miss {
+		a.cacheMisses.Add(1)
+	} else {
+		a.cacheHits.Add(1)
+	}
+	switch v {
 	case answered:
 		a.mu.Unlock()
 		return claims, err
@@ -304,7 +319,7 @@ func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*im
 	// Detached from this caller's cancellation, so a client that hangs up
 	// does not fail everyone waiting on the same token; the IMS client's
 	// timeout still bounds it.
-	claims, err := a.validateUncached(context.WithoutCancel(ctx), token)
+	claims, err = a.validateUncached(context.WithoutCancel(ctx), token)
 	if err == nil {
 		// Cached for up to the token's lifetime, for up to CacheSize
 		// tokens: keep only what is read after validation.
