@@ -14,13 +14,7 @@ import (
 // metricsURL is the address the metrics listener of p logged.
 func (p *proc) metricsURL(t *testing.T) string {
 	t.Helper()
-	for _, l := range p.logs.lines(t) {
-		if l.str("msg") == "metrics listening" && l.str("addr") != "" {
-			return "http://" + l.str("addr")
-		}
-	}
-	t.Fatalf("no \"metrics listening\" line in:\n%s", p.logs)
-	return ""
+	return p.loggedURL(t, "metrics listening")
 }
 
 // scrape reads /metrics in the text format into series -> value, a series
