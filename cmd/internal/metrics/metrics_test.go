@@ -439,3 +439,28 @@ func TestHandler(t *testing.T) {
 		t.Errorf("GET /metrics: %d\n%.500s", rec.Code, rec.Body.String())
 	}
 }
+
+// BenchmarkObserveRequest is what the metrics add to a cookie request
+// beside the timed round trip: one observer call for a forwarded request
+// the upstream answered, and for a refusal (whose reason is read), from
+// every core at once as under load.
+func BenchmarkObserveRequest(b *testing.B) {
+	m := newTest()
+	for _, bc := range []struct {
+		name string
+		rec  *plumb.Record
+	}{
+		{"upstream", &plumb.Record{Authenticated: true, UpstreamAnswered: true, Own: 20 * time.Microsecond, Upstream: time.Millisecond}},
+		{"refused", &plumb.Record{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				rec := *bc.rec
+				for pb.Next() {
+					m.ObserveRequest(nil, &rec, http.StatusOK, 2*time.Millisecond)
+				}
+			})
+		})
+	}
+}
