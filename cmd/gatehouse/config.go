@@ -180,6 +180,9 @@ func (c *config) validate(vars map[string]string) error {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			bad("METRICS_LISTEN", "%v (want host:port, e.g. 127.0.0.1:9090)", err)
 		}
+		if c.MetricsListen == c.Listen {
+			bad("METRICS_LISTEN", "must differ from GATEHOUSE_LISTEN: the metrics are never served on the proxied port")
+		}
 	}
 	if _, err := parseHTTPURL(c.IMSURL); err != nil {
 		bad("IMS_URL", "%v", err)

@@ -128,6 +128,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"log level", []string{up, "GATEHOUSE_LOG_LEVEL=loud"}, "GATEHOUSE_LOG_LEVEL"},
 		{"negative GC headroom", []string{up, "GATEHOUSE_GC_HEADROOM_MIB=-1"}, "GATEHOUSE_GC_HEADROOM_MIB"},
 		{"GC headroom past 16 GiB", []string{up, "GATEHOUSE_GC_HEADROOM_MIB=20000"}, "GATEHOUSE_GC_HEADROOM_MIB"},
+		{"metrics listen not host:port", []string{up, "GATEHOUSE_METRICS_LISTEN=9090"}, "GATEHOUSE_METRICS_LISTEN"},
+		{"metrics on the proxied port", []string{up, "GATEHOUSE_LISTEN=:8080", "GATEHOUSE_METRICS_LISTEN=:8080"}, "GATEHOUSE_METRICS_LISTEN: must differ from GATEHOUSE_LISTEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
