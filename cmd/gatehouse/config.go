@@ -177,10 +177,12 @@ func (c *config) validate(vars map[string]string) error {
 		}
 	}
 	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+		_, port, err := net.SplitHostPort(c.MetricsListen)
+		if err != nil {
 			bad("METRICS_LISTEN", "%v (want host:port, e.g. 127.0.0.1:9090)", err)
 		}
-		if c.MetricsListen == c.Listen {
+		// Port 0 picks a free port for each listener: never the same one.
+		if c.MetricsListen == c.Listen && port != "0" {
 			bad("METRICS_LISTEN", "must differ from GATEHOUSE_LISTEN: the metrics are never served on the proxied port")
 		}
 	}

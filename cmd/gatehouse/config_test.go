@@ -83,6 +83,15 @@ func TestLoadConfigValues(t *testing.T) {
 
 // GATEHOUSE_STORE picks the store by its prefix; a PostgreSQL URL is kept
 // as given, for the driver.
+// Port 0 gives each listener a free port of its own, so the same
+// "127.0.0.1:0" for the proxy and the metrics is not the same address.
+func TestMetricsListenPortZero(t *testing.T) {
+	if _, err := loadConfig([]string{"GATEHOUSE_UPSTREAM=http://127.0.0.1:4502",
+		"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_METRICS_LISTEN=127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStoreSetting(t *testing.T) {
 	for _, tc := range []struct{ store, sqlite, postgres string }{
 		{"sqlite:/var/lib/gatehouse/g.db", "/var/lib/gatehouse/g.db", ""},
