@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
 // ReasonBadForwardedRequest: 400, a forward-auth request whose
@@ -59,6 +60,7 @@ func answerIdentity(w http.ResponseWriter, r *http.Request) {
 		h[name] = []string{value}
 	})
 	h.Set("Cache-Control", "no-store")
+	plumb.RecordFrom(r.Context()).IdentityAnswered = true
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -80,6 +80,11 @@ type Config struct {
 	// AccessLog, when set, writes the access log instead of Logger (same
 	// lines, written directly; see plumb.AccessLogJSON).
 	AccessLog *plumb.AccessLogJSON
+	// Observe, when set, is called once per request after its access-log
+	// line, with the request's record (see plumb.AccessLogConfig.Observe):
+	// the metrics. With it set, the record also times the round trip to
+	// the upstream (plumb.Record.Own, Upstream).
+	Observe func(r *http.Request, rec *plumb.Record, status int, d time.Duration)
 }
 
 // BrowserSignIn sends browsers to sign in instead of answering them 401.
@@ -125,6 +130,7 @@ func New(cfg Config) (http.Handler, error) {
 	return chain(newForwarder(cfg, headers, log),
 		plumb.AccessLog(plumb.AccessLogConfig{
 			Logger: log, Direct: cfg.AccessLog, Message: "request", InternalError: "gatehouse: internal error",
+			Observe: cfg.Observe,
 		}),
 		plumb.RequestID,
 		guardBody(cfg.UnauthenticatedBodyTimeout),

@@ -155,6 +155,31 @@ type Manager struct {
 	// keysChanged wakes RunKeyReload: a change notification says the
 	// stored cookie keys changed (see Changed).
 	keysChanged chan struct{}
+
+	// Counted for the metrics, which read them with Stats.
+	issued, refreshed, revoked, purged atomic.Uint64
+	cacheHits, cacheMisses             atomic.Uint64
+}
+
+// Stats counts what a Manager did since it was made. Plain counters, read
+// when the metrics are scraped, so that the packages doing the work need
+// no metrics library and the hot path pays one atomic add.
+type Stats struct {
+	Issued    uint64 // login tokens issued (stored)
+	Refreshed uint64 // login tokens extended to a full lifetime
+	Revoked   uint64 // logouts that deleted a token from the store
+	Purged    uint64 // expired login tokens deleted by RunCleanup
+	// CacheHits and CacheMisses count the cookies whose token came from
+	// memory, and those whose token had to be read from the store.
+	CacheHits, CacheMisses uint64
+}
+
+// Stats returns the manager's counters.
+func (m *Manager) Stats() Stats {
+	return Stats{
+		Issued: m.issued.Load(), Refreshed: m.refreshed.Load(), Revoked: m.revoked.Load(), Purged: m.purged.Load(),
+		CacheHits: m.cacheHits.Load(), CacheMisses: m.cacheMisses.Load(),
+	}
 }
 
 // cacheEntry is one cached token. A *LoginToken is never modified once
@@ -380,6 +405,7 @@ func (m *Manager) Issue(ctx context.Context, user *User) (*http.Cookie, *LoginTo
 	if err := m.store.CreateLoginToken(ctx, tok); err != nil {
 		return nil, nil, fmt.Errorf("issue login token: store: %w", err)
 	}
+	m.issued.Add(1)
 	return c, tok, nil
 }
 
@@ -408,6 +434,7 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 		// needs no decoding and no secret check (see Manager).
 		key = hashValue(value)
 		if e := m.lookupValue(key, now); e != nil {
+			m.cacheHits.Add(1)
 			return m.validated(ctx, e, value, now)
 		}
 	}
@@ -420,7 +447,10 @@ func (m *Manager) Validate(ctx context.Context, value string) (*Validated, error
 	sum := sha256.Sum256(secret[:])
 
 	e := m.lookup(id, now)
-	if e == nil {
+	if e != nil {
+		m.cacheHits.Add(1)
+	} else {
+		m.cacheMisses.Add(1)
 		var err error
 		if e, err = m.load(ctx, id); err != nil {
 			return nil, fmt.Errorf("validate login token: %w", err)
@@ -514,6 +544,7 @@ func (m *Manager) refresh(ctx context.Context, e *cacheEntry, v *Validated, secr
 		m.log.Warn("extend login token", zap.String("token", tokenRef(tok.ID)), zap.Error(err))
 		return v, nil
 	}
+	m.refreshed.Add(1)
 	nt := *tok
 	nt.ExpiresAt = exp
 	// The entry stays (and the values remembered against it): only its
@@ -543,6 +574,7 @@ func (m *Manager) Revoke(ctx context.Context, value string) error {
 	if err != nil {
 		return fmt.Errorf("revoke login token: %w", err)
 	}
+	m.revoked.Add(1)
 	return nil
 }
 
@@ -593,6 +625,9 @@ func (m *Manager) RunCleanup(ctx context.Context, interval time.Duration) {
 func (m *Manager) cleanup(ctx context.Context) {
 	now := m.now()
 	n, err := m.store.DeleteExpiredLoginTokens(ctx, now)
+	if n > 0 {
+		m.purged.Add(uint64(n))
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		m.log.Warn("delete expired login tokens", zap.Error(err))

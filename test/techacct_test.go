@@ -120,12 +120,19 @@ func merge(ms ...map[string]string) map[string]string {
 // egressURL is the address the egress listener of p logged.
 func (p *proc) egressURL(t *testing.T) string {
 	t.Helper()
+	return p.loggedURL(t, "egress listening")
+}
+
+// loggedURL is the http:// URL of the address in p's log line msg (a
+// listener's start-up line).
+func (p *proc) loggedURL(t *testing.T, msg string) string {
+	t.Helper()
 	for _, l := range p.logs.lines(t) {
-		if l.str("msg") == "egress listening" && l.str("addr") != "" {
+		if l.str("msg") == msg && l.str("addr") != "" {
 			return "http://" + l.str("addr")
 		}
 	}
-	t.Fatalf("no \"egress listening\" line in:\n%s", p.logs)
+	t.Fatalf("no %q line in:\n%s", msg, p.logs)
 	return ""
 }
 

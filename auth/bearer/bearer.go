@@ -116,6 +116,8 @@ type Authenticator struct {
 	flights map[Hash]*flight // validations under way
 
 	staleAccepted atomic.Uint64
+	// Counted for the metrics (CacheStats).
+	cacheHits, cacheMisses atomic.Uint64
 }
 
 type entry struct {
@@ -187,6 +189,13 @@ func New(cfg Config) (*Authenticator, error) {
 // StaleAccepted returns how many requests were accepted on a confirmation
 // past its recheck because IMS could not answer (see Config.StaleIfError).
 func (a *Authenticator) StaleAccepted() uint64 { return a.staleAccepted.Load() }
+
+// CacheStats returns how many validations were answered from the cache
+// (a remembered outcome, or a confirmation kept through an IMS outage)
+// and how many were not (new tokens, and those due for a recheck).
+func (a *Authenticator) CacheStats() (hits, misses uint64) {
+	return a.cacheHits.Load(), a.cacheMisses.Load()
+}
 
 // Enabled reports whether bearer sign-in is on (the client allow-list is not empty).
 func (a *Authenticator) Enabled() bool { return len(a.clientIDs) > 0 }
@@ -277,8 +286,10 @@ func shardOf(h Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 func (a *Authenticator) validate(ctx context.Context, token string, h Hash) (*ims.Claims, error) {
 	now := a.now()
 	if claims, v, err := a.lookup(h, now); v != miss {
+		a.cacheHits.Add(1)
 		return a.answer(ctx, token, claims, v, err)
 	}
+	a.cacheMisses.Add(1)
 	// One validation per token at a time: a burst of requests carrying a new
 	// token costs one signature check and at most one IMS call. The first
 	// caller validates on its own goroutine, the others wait for it or for

@@ -614,6 +614,9 @@ func TestCacheHit(t *testing.T) {
 			if n := f.a.CacheLen(); n != 1 {
 				t.Errorf("CacheLen = %d, want 1", n)
 			}
+			if hits, misses := f.a.CacheStats(); hits != 5 || misses != 1 {
+				t.Errorf("CacheStats = %d hits, %d misses; want 5 and 1", hits, misses)
+			}
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -60,6 +61,9 @@ type Source struct {
 	lastErr   error     // of the last fetch, when it failed
 	retryAt   time.Time // no new fetch before this after a failure
 	changed   chan struct{}
+
+	// Counted for the metrics (Fetches).
+	fetched, fetchFailed atomic.Uint64
 }
 
 // flight is one fetch that concurrent callers share. It is not a
@@ -115,6 +119,10 @@ func (s *Source) ClientID() string { return s.cfg.ClientID }
 // OrgID is the integration's organization: the x-gw-ims-org-id of API
 // calls.
 func (s *Source) OrgID() string { return s.cfg.OrgID }
+
+// Fetches returns how many tokens were obtained from IMS (the first one
+// and every renewal) and how many attempts failed, for the metrics.
+func (s *Source) Fetches() (ok, failed uint64) { return s.fetched.Load(), s.fetchFailed.Load() }
 
 // ExpiresAt is the expiry of the current token; zero before the first one.
 func (s *Source) ExpiresAt() time.Time {
@@ -267,7 +275,9 @@ func (s *Source) fetchInto(ctx context.Context, f *flight) {
 		s.usableTil = r.ExpiresAt.Add(-min(maxSafety, lifetime/10))
 		s.failures, s.lastErr, s.retryAt = 0, nil, time.Time{}
 		f.token = r.AccessToken
+		s.fetched.Add(1)
 	} else {
+		s.fetchFailed.Add(1)
 		s.failures++
 		failures = s.failures
 		wait = backoff(s.failures, err)

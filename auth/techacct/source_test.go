@@ -46,7 +46,24 @@ func TestToken(t *testing.T) {
 			if n := s.Calls(m.endpoint); n != 1 {
 				t.Errorf("%d calls to %s, want 1", n, m.endpoint)
 			}
+			if ok, failed := src.Fetches(); ok != 1 || failed != 0 {
+				t.Errorf("Fetches = %d ok, %d failed; want 1 and 0", ok, failed)
+			}
 		})
+	}
+}
+
+// Failed attempts are counted apart from tokens obtained (the metrics'
+// renewal counts).
+func TestFetchesCountFailures(t *testing.T) {
+	s := newEmulator(t, 2*time.Hour)
+	src := newSource(t, ccConfig(s))
+	s.SetDown(true)
+	if _, err := src.Token(context.Background()); err == nil {
+		t.Fatal("Token with IMS down: no error")
+	}
+	if ok, failed := src.Fetches(); ok != 0 || failed != 1 {
+		t.Errorf("Fetches = %d ok, %d failed; want 0 and 1", ok, failed)
 	}
 }
 

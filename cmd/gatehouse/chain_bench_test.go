@@ -33,11 +33,13 @@ type chainEnv struct {
 	client    *http.Client
 	cookie    string
 	bearer    string
+	handler   http.Handler // the proxy listener's, for in-process benchmarks
 }
 
 var chainBody = []byte(`{"jcr:primaryType":"dam:Asset","jcr:created":"2024-01-01T00:00:00.000Z","bench":"a small upstream answer"}` + "\n")
 
-func newChainEnv(b *testing.B) *chainEnv {
+// newChainEnv starts the chain; extra are more GATEHOUSE_* settings.
+func newChainEnv(b *testing.B, extra ...string) *chainEnv {
 	b.Helper()
 	env := &chainEnv{}
 	env.emu = imstest.NewServer(imstest.Options{})
@@ -49,7 +51,7 @@ func newChainEnv(b *testing.B) *chainEnv {
 	}))
 	b.Cleanup(up.Close)
 
-	cfg, err := loadConfig([]string{
+	cfg, err := loadConfig(append([]string{
 		"GATEHOUSE_LISTEN=127.0.0.1:0",
 		"GATEHOUSE_UPSTREAM=" + up.URL,
 		"GATEHOUSE_IMS_URL=" + env.emu.URL,
@@ -60,7 +62,7 @@ func newChainEnv(b *testing.B) *chainEnv {
 		"GATEHOUSE_SYNC_INTERVAL=24h",
 		"GATEHOUSE_STORE=sqlite:" + filepath.Join(b.TempDir(), "g.db"),
 		"GATEHOUSE_COOKIE_SECURE=false",
-	})
+	}, extra...))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,6 +92,7 @@ func newChainEnv(b *testing.B) *chainEnv {
 		a.close()
 	})
 	env.gatehouse = "http://" + ln.Addr().String()
+	env.handler = a.handler
 
 	u, _ := url.Parse(up.URL)
 	bare := httptest.NewServer(&httputil.ReverseProxy{
@@ -187,4 +190,60 @@ func BenchmarkChain(b *testing.B) {
 		}
 		env.drive(b, env.gatehouse, func(i int) map[string]string { return toks[i%len(toks)] })
 	})
+}
+
+// BenchmarkChainMetrics is the cookie request with the metrics off and
+// on (GATEHOUSE_METRICS_LISTEN set: every family observed, /metrics not
+// scraped): what the metrics cost the hot path.
+func BenchmarkChainMetrics(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"off", nil},
+		{"on", []string{"GATEHOUSE_METRICS_LISTEN=127.0.0.1:0"}},
+	} {
+		b.Run("cookie/metrics="+bc.name, func(b *testing.B) {
+			env := newChainEnv(b, bc.extra...)
+			h := map[string]string{"Cookie": "login-token=" + env.cookie}
+			cpu := processCPU(b)
+			env.drive(b, env.gatehouse, func(int) map[string]string { return h })
+			reportCPU(b, cpu)
+		})
+	}
+}
+
+// BenchmarkCookieMetrics is the cookie request served in-process by the
+// proxy listener's handler (no client connection, so less of loopback's
+// noise; the upstream round trip remains), metrics off and on. The
+// difference is what observing a request costs: the access log's
+// observer and the timed upstream round trip.
+func BenchmarkCookieMetrics(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"off", nil},
+		{"on", []string{"GATEHOUSE_METRICS_LISTEN=127.0.0.1:0"}},
+	} {
+		b.Run("metrics="+bc.name, func(b *testing.B) {
+			env := newChainEnv(b, bc.extra...)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU(b)
+			defer reportCPU(b, cpu)
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest("GET", "/content/dam/bench.json", nil)
+				req.RemoteAddr = "127.0.0.1:40000"
+				req.Header.Set("Cookie", "login-token="+env.cookie)
+				for pb.Next() {
+					w := httptest.NewRecorder()
+					env.handler.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Fatalf("status %d", w.Code)
+					}
+				}
+			})
+		})
+	}
 }

@@ -65,6 +65,9 @@ type config struct {
 	EgressListen   string `env:"EGRESS_LISTEN" help:"address of the egress listener through which the backend calls an IMS-protected API, e.g. 127.0.0.1:8081 (loopback only!); needs a technical account (GATEHOUSE_TECH_*); empty: off"`
 	EgressUpstream string `env:"EGRESS_UPSTREAM" help:"the API the egress listener forwards to, with the technical account's Authorization, x-api-key and x-gw-ims-org-id, e.g. https://cloudmanager.adobe.io (required with EGRESS_LISTEN)"`
 
+	// Metrics: Prometheus, on a listener of their own.
+	MetricsListen string `env:"METRICS_LISTEN" help:"address of the Prometheus metrics listener, e.g. 127.0.0.1:9090, serving /metrics (never through the proxied port); empty: off"`
+
 	UpstreamDialTimeout           time.Duration `env:"UPSTREAM_DIAL_TIMEOUT" envDefault:"5s" help:"timeout to connect to the upstream"`
 	UpstreamResponseHeaderTimeout time.Duration `env:"UPSTREAM_RESPONSE_HEADER_TIMEOUT" envDefault:"60s" help:"time the upstream has to start answering (bodies stream without a deadline)"`
 	UpstreamIdleConnTimeout       time.Duration `env:"UPSTREAM_IDLE_CONN_TIMEOUT" envDefault:"90s" help:"how long an idle upstream connection is kept"`
@@ -175,6 +178,16 @@ func (c *config) validate(vars map[string]string) error {
 		}
 		if _, _, err := net.SplitHostPort(c.EgressListen); err != nil {
 			bad("EGRESS_LISTEN", "%v (want host:port, e.g. 127.0.0.1:8081)", err)
+		}
+	}
+	if c.MetricsListen != "" {
+		_, port, err := net.SplitHostPort(c.MetricsListen)
+		if err != nil {
+			bad("METRICS_LISTEN", "%v (want host:port, e.g. 127.0.0.1:9090)", err)
+		}
+		// Port 0 picks a free port for each listener: never the same one.
+		if c.MetricsListen == c.Listen && port != "0" {
+			bad("METRICS_LISTEN", "must differ from GATEHOUSE_LISTEN: the metrics are never served on the proxied port")
 		}
 	}
 	if _, err := parseHTTPURL(c.IMSURL); err != nil {

@@ -85,6 +85,15 @@ func TestLoadConfigValues(t *testing.T) {
 
 // GATEHOUSE_STORE picks the store by its prefix; a PostgreSQL URL is kept
 // as given, for the driver.
+// Port 0 gives each listener a free port of its own, so the same
+// "127.0.0.1:0" for the proxy and the metrics is not the same address.
+func TestMetricsListenPortZero(t *testing.T) {
+	if _, err := loadConfig([]string{"GATEHOUSE_UPSTREAM=http://127.0.0.1:4502",
+		"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_METRICS_LISTEN=127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStoreSetting(t *testing.T) {
 	for _, tc := range []struct{ store, sqlite, postgres string }{
 		{"sqlite:/var/lib/gatehouse/g.db", "/var/lib/gatehouse/g.db", ""},
@@ -130,6 +139,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"log level", []string{up, "GATEHOUSE_LOG_LEVEL=loud"}, "GATEHOUSE_LOG_LEVEL"},
 		{"negative GC headroom", []string{up, "GATEHOUSE_GC_HEADROOM_MIB=-1"}, "GATEHOUSE_GC_HEADROOM_MIB"},
 		{"GC headroom past 16 GiB", []string{up, "GATEHOUSE_GC_HEADROOM_MIB=20000"}, "GATEHOUSE_GC_HEADROOM_MIB"},
+		{"metrics listen not host:port", []string{up, "GATEHOUSE_METRICS_LISTEN=9090"}, "GATEHOUSE_METRICS_LISTEN"},
+		{"metrics on the proxied port", []string{up, "GATEHOUSE_LISTEN=:8080", "GATEHOUSE_METRICS_LISTEN=:8080"}, "GATEHOUSE_METRICS_LISTEN: must differ from GATEHOUSE_LISTEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/auth/signin"
 	"github.com/gatehouse-proxy/gatehouse/auth/techacct"
 	"github.com/gatehouse-proxy/gatehouse/cmd/internal/logwriter"
+	"github.com/gatehouse-proxy/gatehouse/cmd/internal/metrics"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/proxy/apicheck"
 	"github.com/gatehouse-proxy/gatehouse/proxy/egress"
@@ -136,6 +137,9 @@ type app struct {
 	// The egress listener's, when GATEHOUSE_EGRESS_LISTEN is set.
 	tokens *techacct.Source
 	egress http.Handler
+
+	// metrics: nil unless GATEHOUSE_METRICS_LISTEN is set (see metrics.go).
+	metrics *metrics.Metrics
 }
 
 func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
@@ -143,7 +147,11 @@ func newApp(ctx context.Context, cfg *config, lg logs) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: lg.log, accessLog: lg.access, store: store}
+	m := newMetrics(cfg)
+	if m != nil {
+		store = m.Store(store)
+	}
+	a := &app{cfg: cfg, log: lg.log, accessLog: lg.access, store: store, metrics: m}
 	if err := a.wire(ctx); err != nil {
 		_ = store.Close()
 		return nil, err
@@ -191,6 +199,7 @@ func (a *app) wire(ctx context.Context) error {
 		return fmt.Errorf("login tokens: %w", err)
 	}
 	imsHTTP := &http.Client{
+		Transport:     a.imsTransport(),
 		Timeout:       cfg.IMSTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -221,6 +230,10 @@ func (a *app) wire(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if a.metrics != nil {
+		a.metrics.WatchSessions(a.sessions)
+		a.metrics.WatchBearer(bearerAuth)
 	}
 	if !bearerAuth.Enabled() {
 		log.Warn("GATEHOUSE_IMS_CLIENT_IDS is empty: bearer sign-in is off; only existing login tokens are accepted")
@@ -290,6 +303,7 @@ func (a *app) wire(ctx context.Context) error {
 		UnauthenticatedBodyTimeout: cfg.ReadHeaderTimeout,
 		Logger:                     log.Named(proxyLoggerName),
 		AccessLog:                  a.accessLog,
+		Observe:                    a.requestObserver(),
 	}
 	if browserSignIn != nil {
 		pc.Endpoints, pc.BrowserSignIn, pc.Logout = browserSignIn.Endpoints(), browserSignIn, browserSignIn.Logout(pc.Logout)
@@ -312,6 +326,7 @@ func (a *app) wireEgress(t proxy.Transport) error {
 	}
 	tc := *cfg.tech
 	tc.HTTPClient = &http.Client{
+		Transport:     a.imsTransport(),
 		Timeout:       cfg.IMSTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -320,11 +335,15 @@ func (a *app) wireEgress(t proxy.Transport) error {
 	if err != nil {
 		return fmt.Errorf("technical account: %w", err)
 	}
-	h, err := egress.New(egress.Config{Upstream: cfg.egressUp, Tokens: src, Transport: t, Logger: a.log.Named("egress")})
+	h, err := egress.New(egress.Config{Upstream: cfg.egressUp, Tokens: src, Transport: t, Logger: a.log.Named("egress"),
+		Observe: a.egressObserver()})
 	if err != nil {
 		return fmt.Errorf("GATEHOUSE_EGRESS_UPSTREAM: %w", err)
 	}
 	a.tokens, a.egress = src, h
+	if a.metrics != nil {
+		a.metrics.WatchTechAccount(src)
+	}
 	return nil
 }
 
@@ -374,6 +393,14 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("GATEHOUSE_EGRESS_LISTEN: %w", err)
 		}
 	}
+	metricsLn, err := a.listenMetrics()
+	if err != nil {
+		ln.Close()
+		if egressLn != nil {
+			egressLn.Close()
+		}
+		return fmt.Errorf("GATEHOUSE_METRICS_LISTEN: %w", err)
+	}
 	go a.keys.Run(ctx)
 	go a.sessions.RunCleanup(ctx, a.cfg.CleanupInterval)
 	if a.keysStored {
@@ -394,7 +421,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
 	servers := []*http.Server{srv}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if egressLn != nil {
 		go a.tokens.Run(ctx) // the first token now, then renewals ahead of expiry
 		esrv := &http.Server{
@@ -413,6 +440,12 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 			a.log.Warn("the egress listener is not on a loopback address: whoever reaches it calls the API as the technical account; bind GATEHOUSE_EGRESS_LISTEN to 127.0.0.1",
 				zap.String("addr", egressLn.Addr().String()))
 		}
+	}
+	if metricsLn != nil {
+		msrv := a.metricsServer()
+		servers = append(servers, msrv)
+		go func() { errc <- msrv.Serve(metricsLn) }()
+		a.log.Info("metrics listening", zap.String("addr", metricsLn.Addr().String()))
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("gatehouse listening", zap.String("addr", ln.Addr().String()),

@@ -49,6 +49,9 @@ type Config struct {
 	// Logger receives one access line per request and upstream errors,
 	// never a token. Nil: no logs.
 	Logger *zap.Logger
+	// Observe, when set, is called once per request after its access-log
+	// line (see plumb.AccessLogConfig.Observe): the metrics.
+	Observe func(r *http.Request, rec *plumb.Record, status int, d time.Duration)
 }
 
 // New returns the egress handler: an httputil.ReverseProxy whose Rewrite
@@ -103,6 +106,7 @@ func New(cfg Config) (http.Handler, error) {
 	// recovery outermost, then the request id.
 	return plumb.AccessLog(plumb.AccessLogConfig{
 		Logger: log, Message: "egress request", InternalError: "gatehouse egress: internal error",
+		Observe: cfg.Observe,
 	})(plumb.RequestID(rp)), nil
 }
 

@@ -48,7 +48,7 @@ func AccessLog(cfg AccessLogConfig) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			rec := &Record{}
+			rec := &Record{Start: start}
 			rw := NewResponseRecorder(w)
 			rec.rw = rw
 			in := r.WithContext(NewContext(r.Context(), rec))

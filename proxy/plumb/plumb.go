@@ -46,10 +46,19 @@ type Record struct {
 	// TokenRenewed: a 401 made the egress listener renew the technical
 	// account's token; Retried: and the request was sent again.
 	TokenRenewed, Retried bool
-	// Upstream is the time spent in the round trip to the upstream, up
-	// to its response headers (0: none was made), so that Gatehouse's own
-	// time can be told from the upstream's.
-	Upstream time.Duration
+	// Start is when the access log took the request in.
+	Start time.Time
+	// Own is Gatehouse's own time on a forwarded request: from Start
+	// until the request was handed to the upstream's transport (0: not
+	// forwarded). Upstream is the time spent in the round trip to the
+	// upstream, up to its response headers, and UpstreamAnswered says the
+	// upstream did answer (its answer, not Gatehouse's error, went back).
+	// Set only when the listener has an observer (metrics), so that
+	// Gatehouse's own time can be told from the upstream's.
+	Own, Upstream    time.Duration
+	UpstreamAnswered bool
+	// IdentityAnswered: forward-auth answered 200 with the identity.
+	IdentityAnswered bool
 	// Probe: a health or readiness probe. Its access line is logged at
 	// debug, not info, so that an orchestrator probing every few seconds
 	// does not drown the requests people make.
@@ -65,6 +74,19 @@ func (rec *Record) SetCloseConn(v bool) {
 	if rec.rw != nil {
 		rec.rw.closeConn = v
 	}
+}
+
+// Reason is the X-Reason of the answer Gatehouse wrote ("" for none).
+// Only meaningful for Gatehouse's own answers: an upstream's answer
+// carries whatever headers the upstream sent.
+func (rec *Record) Reason() string {
+	if rec.rw == nil {
+		return ""
+	}
+	if v := rec.rw.Header()[HeaderReason]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // Controller returns a ResponseController for the request's connection:
