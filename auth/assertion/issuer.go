@@ -34,8 +34,8 @@ const (
 	// credential for the upstream, and one that leaked (a log, a
 	// misbehaving upstream) must be useless soon.
 	MaxLifetime = 5 * time.Minute
-	// minLifetime keeps the cache useful and clock skew survivable.
-	minLifetime = 10 * time.Second
+	// MinLifetime keeps the cache useful and clock skew survivable.
+	MinLifetime = 10 * time.Second
 )
 
 // defaultMaxCached bounds the per-user cache; see Config.MaxCached.
@@ -114,8 +114,8 @@ func New(cfg Config, keys []Key) (*Issuer, error) {
 		return nil, errors.New("assertion: Audience is required")
 	case cfg.Lifetime == 0:
 		cfg.Lifetime = DefaultLifetime
-	case cfg.Lifetime < minLifetime || cfg.Lifetime > MaxLifetime:
-		return nil, fmt.Errorf("assertion: Lifetime %s: want between %s and %s", cfg.Lifetime, minLifetime, MaxLifetime)
+	case cfg.Lifetime < MinLifetime || cfg.Lifetime > MaxLifetime:
+		return nil, fmt.Errorf("assertion: Lifetime %s: want between %s and %s", cfg.Lifetime, MinLifetime, MaxLifetime)
 	}
 	if cfg.MaxCached <= 0 {
 		cfg.MaxCached = defaultMaxCached

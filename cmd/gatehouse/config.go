@@ -29,7 +29,7 @@ const envPrefix = "GATEHOUSE_"
 type config struct {
 	Listen   string `env:"LISTEN" envDefault:":8080" help:"address the proxy listens on"`
 	Upstream string `env:"UPSTREAM,required" help:"the content backend, e.g. http://127.0.0.1:4502 (required)"`
-	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth) and logout; never proxied"`
+	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth), jwks.json (the assertion's keys) and logout; never proxied"`
 
 	IMSURL             string        `env:"IMS_URL" envDefault:"https://ims-na1.adobelogin.com" help:"the identity service"`
 	IMSKeysURL         string        `env:"IMS_KEYS_URL" help:"JWKS with IMS's signing keys (default <IMS_URL>/ims/keys)"`
@@ -75,6 +75,12 @@ type config struct {
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client connection is kept open"`
 	MaxHeaderBytes    int           `env:"MAX_HEADER_BYTES" envDefault:"65536" help:"largest request header block accepted"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long in-flight requests may finish after SIGTERM"`
+
+	// The signed identity assertion (checked in assertionconfig.go).
+	// PUBLIC_URL is also browser sign-in's: one setting for both.
+	PublicURL         string        `env:"PUBLIC_URL" help:"the URL clients reach Gatehouse at, e.g. https://assets.example.com; the signed assertion's iss (required with ASSERTION_AUDIENCE)"`
+	AssertionAudience string        `env:"ASSERTION_AUDIENCE" help:"turns the signed identity assertion on: every forwarded request and forward-auth 200 carries X-Gatehouse-Assertion, an ES256 JWT with this aud, verifiable with the keys at <PREFIX>jwks.json; empty: off"`
+	AssertionLifetime time.Duration `env:"ASSERTION_LIFETIME" envDefault:"2m" help:"lifetime of an assertion (exp - iat), 10s to 5m; one is reused for a user until half of it has passed"`
 
 	GCHeadroomMiB int `env:"GC_HEADROOM_MIB" envDefault:"32" help:"keep the garbage collector's heap goal at least this many MiB above the live heap (fewer collections for a small heap, at the cost of that much memory); 0: Go's default; off when GOGC or GOMEMLIMIT is set"`
 
@@ -277,6 +283,9 @@ func (c *config) validate(vars map[string]string) error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.validateAssertion(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogFormat {
 	case "json", "console":

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/assertion"
 	"github.com/gatehouse-proxy/gatehouse/session"
 )
 
@@ -34,6 +35,18 @@ type keysReport struct {
 	// Dropped are the pairs drop-old removed (empty when there was only
 	// one); absent for the other commands.
 	Dropped []keyInfo `json:"dropped,omitzero"`
+	// Assertion are the identity assertion's signing keys, rotated and
+	// dropped together with the cookie keys; absent when the store holds
+	// none (the assertion was never on) or the cookie keys come from
+	// GATEHOUSE_COOKIE_KEYS.
+	Assertion *assertionKeys `json:"assertion,omitzero"`
+}
+
+// assertionKeys are the assertion's keys in keysReport: the ids the JWKS
+// lists them by, newest (the signing key) first.
+type assertionKeys struct {
+	Keys    []string `json:"kids"`
+	Dropped []string `json:"dropped,omitzero"`
 }
 
 // keyInfo describes one pair without revealing it.
@@ -154,7 +167,46 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 			rep.Dropped = []keyInfo{}
 		}
 	}
+	if rep.Assertion, err = runAssertionKeys(ctx, store, sub); err != nil {
+		return nil, err
+	}
 	return rep, nil
+}
+
+// runAssertionKeys carries out sub on the assertion's keys, which follow
+// the cookie keys kept in the store: one rotation for every key Gatehouse
+// signs with. A store without assertion keys (the assertion was never on)
+// gets none from drop-old and list; rotate makes the first.
+func runAssertionKeys(ctx context.Context, store session.Store, sub string) (*assertionKeys, error) {
+	var keys, dropped []assertion.Key
+	var err error
+	switch sub {
+	case "rotate":
+		keys, err = assertion.Rotate(ctx, store, time.Now())
+	case "drop-old":
+		var kept assertion.Key
+		kept, dropped, err = assertion.DropOld(ctx, store)
+		keys = []assertion.Key{kept}
+	default:
+		keys, err = assertion.Stored(ctx, store)
+	}
+	switch {
+	case errors.Is(err, assertion.ErrNoKeys):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("the cookie keys are done, but not the assertion keys: %w", err)
+	}
+	ak := &assertionKeys{}
+	for _, k := range keys {
+		ak.Keys = append(ak.Keys, k.ID)
+	}
+	if sub == "drop-old" {
+		ak.Dropped = []string{}
+		for _, k := range dropped {
+			ak.Dropped = append(ak.Dropped, k.ID)
+		}
+	}
+	return ak, nil
 }
 
 func newKeysReport(sub, source string, keys []session.StoredKey) *keysReport {
@@ -166,6 +218,18 @@ func newKeysReport(sub, source string, keys []session.StoredKey) *keysReport {
 // printKeysReport writes rep for a person: one line for rotate and
 // drop-old, a small table for list.
 func printKeysReport(w io.Writer, rep *keysReport) {
+	printKeysTable(w, rep)
+	if ak := rep.Assertion; ak != nil {
+		fmt.Fprintf(w, "assertion: %s signs identity assertions; the JWKS lists %s (%s)", ak.Keys[0], countKeys(len(ak.Keys)), strings.Join(ak.Keys, ", "))
+		if len(ak.Dropped) > 0 {
+			fmt.Fprintf(w, "; dropped %s", strings.Join(ak.Dropped, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// printKeysTable writes the cookie keys' part of rep.
+func printKeysTable(w io.Writer, rep *keysReport) {
 	signing := rep.Keys[0].Fingerprint
 	switch rep.Command {
 	case "rotate":
@@ -228,6 +292,10 @@ every GATEHOUSE_COOKIE_KEYS_RELOAD_INTERVAL: no restart is needed.
             SHA-256 of the pair, never the key) and creation time
 
   --json    print one JSON document instead of text
+
+The signed identity assertion's key (GATEHOUSE_ASSERTION_AUDIENCE) is kept in the same
+store and follows the cookie keys: rotate makes a new one, which signs at once while
+the old ones stay in <PREFIX>jwks.json; drop-old removes the old ones from it.
 
 With GATEHOUSE_COOKIE_KEYS (or _FILE) set, the operator owns the keys: rotate and
 drop-old refuse, and list shows the setting's pairs.

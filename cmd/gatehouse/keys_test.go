@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/assertion"
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
 )
@@ -28,6 +29,26 @@ func storedKeys(t *testing.T, path string) []session.StoredKey {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// storedAssertionKeys are the ids of the assertion keys stored in the
+// SQLite file at path, newest first.
+func storedAssertionKeys(t *testing.T, path string) []string {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys, err := assertion.Stored(context.Background(), st)
+	if err != nil && !errors.Is(err, assertion.ErrNoKeys) {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range keys {
+		kids = append(kids, k.ID)
+	}
+	return kids
 }
 
 // TestKeysCommand runs `gatehouse keys` step after step on one store, as
@@ -135,6 +156,15 @@ func TestKeysCommand(t *testing.T) {
 		if s.stored > 0 && s.wantErr == nil && !strings.Contains(stdout, after[0]) && !strings.Contains(s.name, "GATEHOUSE_COOKIE_KEYS") && s.name != "help" {
 			t.Errorf("%s: stdout does not name the signing key %s:\n%s", s.name, after[0], stdout)
 		}
+		// The assertion's keys are rotated and dropped with the cookie
+		// keys, so the store holds as many of them.
+		kids := storedAssertionKeys(t, path)
+		if len(kids) != s.stored {
+			t.Fatalf("%s: %d assertion keys stored (%v), want %d", s.name, len(kids), kids, s.stored)
+		}
+		if s.stored > 0 && s.wantErr == nil && !strings.Contains(stdout, kids[0]) && !strings.Contains(s.name, "GATEHOUSE_COOKIE_KEYS") && s.name != "help" {
+			t.Errorf("%s: stdout does not name the assertion's signing key %s:\n%s", s.name, kids[0], stdout)
+		}
 		if s.json {
 			var rep keysReport
 			dec := json.NewDecoder(strings.NewReader(stdout))
@@ -148,6 +178,9 @@ func TestKeysCommand(t *testing.T) {
 				if k.Signs != (i == 0) || k.Created.IsZero() {
 					t.Errorf("%s: key %d: %+v; want only the first to sign, and a creation time", s.name, i, k)
 				}
+			}
+			if rep.Assertion == nil || !slices.Equal(rep.Assertion.Keys, kids) {
+				t.Errorf("%s: report's assertion keys %+v, want %v", s.name, rep.Assertion, kids)
 			}
 			if rep.Command != s.args[1] || rep.Source != "store" || !slices.Equal(fps, after) {
 				t.Errorf("%s: report %+v; want command %s, source store, keys %v", s.name, rep, s.args[1], after)
