@@ -37,7 +37,9 @@ type chainEnv struct {
 
 var chainBody = []byte(`{"jcr:primaryType":"dam:Asset","jcr:created":"2024-01-01T00:00:00.000Z","bench":"a small upstream answer"}` + "\n")
 
-func newChainEnv(b *testing.B) *chainEnv {
+// newChainEnv starts the chain; extra settings are added to the
+// benchmark's own (the signed assertion, for one).
+func newChainEnv(b *testing.B, extra ...string) *chainEnv {
 	b.Helper()
 	env := &chainEnv{}
 	env.emu = imstest.NewServer(imstest.Options{})
@@ -49,7 +51,7 @@ func newChainEnv(b *testing.B) *chainEnv {
 	}))
 	b.Cleanup(up.Close)
 
-	cfg, err := loadConfig([]string{
+	cfg, err := loadConfig(append([]string{
 		"GATEHOUSE_LISTEN=127.0.0.1:0",
 		"GATEHOUSE_UPSTREAM=" + up.URL,
 		"GATEHOUSE_IMS_URL=" + env.emu.URL,
@@ -60,7 +62,7 @@ func newChainEnv(b *testing.B) *chainEnv {
 		"GATEHOUSE_SYNC_INTERVAL=24h",
 		"GATEHOUSE_STORE=sqlite:" + filepath.Join(b.TempDir(), "g.db"),
 		"GATEHOUSE_COOKIE_SECURE=false",
-	})
+	}, extra...))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -168,6 +170,13 @@ func BenchmarkChain(b *testing.B) {
 	b.Run("cookie", func(b *testing.B) {
 		h := map[string]string{"Cookie": "login-token=" + env.cookie}
 		env.drive(b, env.gatehouse, func(int) map[string]string { return h })
+	})
+	// The cookie request again, with the signed assertion on: a cached
+	// assertion per user, a new signature every half lifetime.
+	envAssert := newChainEnv(b, "GATEHOUSE_PUBLIC_URL=https://gatehouse.example", "GATEHOUSE_ASSERTION_AUDIENCE=bench")
+	b.Run("cookie-assertion", func(b *testing.B) {
+		h := map[string]string{"Cookie": "login-token=" + envAssert.cookie}
+		envAssert.drive(b, envAssert.gatehouse, func(int) map[string]string { return h })
 	})
 	b.Run("forward-auth-cookie", func(b *testing.B) {
 		// The question nginx asks for the cookie request above; the "?"
