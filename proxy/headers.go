@@ -128,8 +128,9 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 	if !p.passCookie {
 		removeCookie(h, p.cookieName)
 	}
-	// One backing array for the values, as Header.Clone does.
-	vals := make([]string, 0, 4)
+	// One backing array for the values, as Header.Clone does: the request
+	// id, three identity headers and the assertion.
+	vals := make([]string, 0, 5)
 	set := func(name, value string) {
 		if value == "" {
 			delete(h, name)
