@@ -83,6 +83,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON document instead of text")
+	assertionOnly := fs.Bool("assertion", false, "the signed assertion's keys only (also with GATEHOUSE_COOKIE_KEYS)")
 	fs.Usage = func() {} // the flag package says what was wrong; we say where help is
 	switch err := fs.Parse(args[1:]); {
 	case errors.Is(err, flag.ErrHelp):
@@ -95,7 +96,11 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "gatehouse keys %s: unexpected argument %q (the store is GATEHOUSE_STORE; see 'gatehouse keys -h')\n", sub, fs.Arg(0))
 		return errUsage
 	}
-	rep, err := runKeys(ctx, sub)
+	run := runKeys
+	if *assertionOnly {
+		run = runAssertionOnly
+	}
+	rep, err := run(ctx, sub)
 	if err != nil {
 		return fmt.Errorf("keys %s: %w", sub, err)
 	}
@@ -168,9 +173,30 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 		}
 	}
 	if rep.Assertion, err = runAssertionKeys(ctx, store, sub); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the cookie keys are done, but not the %w", err)
 	}
 	return rep, nil
+}
+
+// runAssertionOnly is `gatehouse keys … --assertion`: sub on the
+// assertion's keys alone, which the store keeps whatever the cookie keys'
+// source, so that they can be rotated with GATEHOUSE_COOKIE_KEYS set too.
+func runAssertionOnly(ctx context.Context, sub string) (*keysReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, keysTimeout)
+	defer cancel()
+	store, err := storeFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	ak, err := runAssertionKeys(ctx, store, sub)
+	switch {
+	case err != nil:
+		return nil, err
+	case ak == nil:
+		return nil, fmt.Errorf("%w: 'gatehouse serve' makes one at its first start with GATEHOUSE_ASSERTION_AUDIENCE set, or 'gatehouse keys rotate' does; is GATEHOUSE_STORE the store serve uses?", assertion.ErrNoKeys)
+	}
+	return &keysReport{Command: sub, Source: keysSourceStore, Keys: []keyInfo{}, Assertion: ak}, nil
 }
 
 // runAssertionKeys carries out sub on the assertion's keys, which follow
@@ -194,7 +220,7 @@ func runAssertionKeys(ctx context.Context, store session.Store, sub string) (*as
 	case errors.Is(err, assertion.ErrNoKeys):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("the cookie keys are done, but not the assertion keys: %w", err)
+		return nil, fmt.Errorf("assertion keys: %w", err)
 	}
 	ak := &assertionKeys{}
 	for _, k := range keys {
@@ -230,6 +256,9 @@ func printKeysReport(w io.Writer, rep *keysReport) {
 
 // printKeysTable writes the cookie keys' part of rep.
 func printKeysTable(w io.Writer, rep *keysReport) {
+	if len(rep.Keys) == 0 {
+		return // --assertion: no cookie keys in the report
+	}
 	signing := rep.Keys[0].Fingerprint
 	switch rep.Command {
 	case "rotate":
@@ -278,7 +307,7 @@ func settingDefault(field string) string {
 }
 
 func keysUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage: gatehouse keys rotate|drop-old|list [--json]
+	fmt.Fprint(w, `Usage: gatehouse keys rotate|drop-old|list [--json] [--assertion]
 
 The cookie keys that sign and verify login-token cookies, kept in the store that
 GATEHOUSE_STORE names and shared by every replica on it. Serving replicas re-read them
@@ -297,7 +326,10 @@ The signed identity assertion's key (GATEHOUSE_ASSERTION_AUDIENCE) is kept in th
 store and follows the cookie keys: rotate makes a new one, which signs at once while
 the old ones stay in <PREFIX>jwks.json; drop-old removes the old ones from it.
 
-With GATEHOUSE_COOKIE_KEYS (or _FILE) set, the operator owns the keys: rotate and
-drop-old refuse, and list shows the setting's pairs.
+  --assertion  the assertion's keys only; they are in the store even with
+               GATEHOUSE_COOKIE_KEYS set, so this is how to rotate them then
+
+With GATEHOUSE_COOKIE_KEYS (or _FILE) set, the operator owns the cookie keys: rotate and
+drop-old refuse (without --assertion), and list shows the setting's pairs.
 `)
 }

@@ -207,3 +207,43 @@ func TestKeysCommand(t *testing.T) {
 		t.Errorf("LoadCookieKeys = %d keys, %v; want the one the commands left, %s", len(keys), err, signing)
 	}
 }
+
+// TestKeysAssertionOnly: --assertion rotates, drops and lists the
+// assertion's keys alone, with the cookie keys owned by the operator too.
+func TestKeysAssertionOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	owned, _ := session.GenerateKeyPair()
+	env := []string{"GATEHOUSE_STORE=sqlite:" + path, "GATEHOUSE_COOKIE_KEYS=" + owned.Encode()}
+	steps := []struct {
+		args    []string
+		wantErr bool
+		outHas  string
+		kids    int // assertion keys stored afterwards
+	}{
+		{[]string{"keys", "list", "--assertion"}, true, "", 0},
+		{[]string{"keys", "rotate", "--assertion"}, false, "signs identity assertions", 1},
+		{[]string{"keys", "rotate", "--assertion"}, false, "the JWKS lists 2 keys", 2},
+		{[]string{"keys", "list", "--assertion", "--json"}, false, `"kids"`, 2},
+		{[]string{"keys", "drop-old", "--assertion"}, false, "dropped", 1},
+		{[]string{"keys", "rotate"}, true, "", 1}, // the cookie keys are still the operator's
+	}
+	for _, s := range steps {
+		stdout, stderr, err := runCmd(t, env, s.args...)
+		if (err != nil) != s.wantErr {
+			t.Fatalf("%q: %v, want error %v; stderr %s", s.args, err, s.wantErr, stderr)
+		}
+		if !strings.Contains(stdout, s.outHas) {
+			t.Errorf("%q: stdout does not say %q:\n%s", s.args, s.outHas, stdout)
+		}
+		kids := storedAssertionKeys(t, path)
+		if len(kids) != s.kids {
+			t.Fatalf("%q: %d assertion keys stored, want %d", s.args, len(kids), s.kids)
+		}
+		if len(kids) > 0 && !s.wantErr && !strings.Contains(stdout, kids[0]) {
+			t.Errorf("%q: stdout does not name the signing key %s:\n%s", s.args, kids[0], stdout)
+		}
+		if n := len(storedKeys(t, path)); n != 0 {
+			t.Fatalf("%q: %d cookie keys stored, want none (they are the operator's)", s.args, n)
+		}
+	}
+}
