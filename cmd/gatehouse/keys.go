@@ -140,6 +140,14 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 		return newKeysReport(sub, keysSourceSetting, keys), nil
 	}
 
+	return withKeysStore(ctx, func(ctx context.Context, store session.Store) (*keysReport, error) {
+		return storedKeysCommand(ctx, store, sub)
+	})
+}
+
+// withKeysStore runs fn on the store GATEHOUSE_STORE names, bounded by
+// keysTimeout.
+func withKeysStore(ctx context.Context, fn func(context.Context, session.Store) (*keysReport, error)) (*keysReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, keysTimeout)
 	defer cancel()
 	store, err := storeFromEnv(ctx)
@@ -147,8 +155,14 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 		return nil, err
 	}
 	defer store.Close()
+	return fn(ctx, store)
+}
 
+// storedKeysCommand carries out sub on the cookie keys kept in store, and
+// on the assertion's keys with them.
+func storedKeysCommand(ctx context.Context, store session.Store, sub string) (*keysReport, error) {
 	var keys, dropped []session.StoredKey
+	var err error
 	switch sub {
 	case "rotate":
 		keys, err = session.RotateCookieKeys(ctx, store, time.Now())
@@ -182,21 +196,16 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 // assertion's keys alone, which the store keeps whatever the cookie keys'
 // source, so that they can be rotated with GATEHOUSE_COOKIE_KEYS set too.
 func runAssertionOnly(ctx context.Context, sub string) (*keysReport, error) {
-	ctx, cancel := context.WithTimeout(ctx, keysTimeout)
-	defer cancel()
-	store, err := storeFromEnv(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close()
-	ak, err := runAssertionKeys(ctx, store, sub)
-	switch {
-	case err != nil:
-		return nil, err
-	case ak == nil:
-		return nil, fmt.Errorf("%w: 'gatehouse serve' makes one at its first start with GATEHOUSE_ASSERTION_AUDIENCE set, or 'gatehouse keys rotate' does; is GATEHOUSE_STORE the store serve uses?", assertion.ErrNoKeys)
-	}
-	return &keysReport{Command: sub, Source: keysSourceStore, Keys: []keyInfo{}, Assertion: ak}, nil
+	return withKeysStore(ctx, func(ctx context.Context, store session.Store) (*keysReport, error) {
+		ak, err := runAssertionKeys(ctx, store, sub)
+		switch {
+		case err != nil:
+			return nil, err
+		case ak == nil:
+			return nil, fmt.Errorf("%w: 'gatehouse serve' makes one at its first start with GATEHOUSE_ASSERTION_AUDIENCE set, or 'gatehouse keys rotate' does; is GATEHOUSE_STORE the store serve uses?", assertion.ErrNoKeys)
+		}
+		return &keysReport{Command: sub, Source: keysSourceStore, Keys: []keyInfo{}, Assertion: ak}, nil
+	})
 }
 
 // runAssertionKeys carries out sub on the assertion's keys, which follow
