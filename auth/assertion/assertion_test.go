@@ -373,3 +373,34 @@ func TestVerifier(t *testing.T) {
 		t.Fatal("verified garbage")
 	}
 }
+
+// TestCacheBound: a full cache drops the entries due for a refresh first,
+// and all of them when that is not enough; a dropped user's next request
+// signs anew.
+func TestCacheBound(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)}
+	keys, err := assertion.Load(context.Background(), openStore(t), clk.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := assertion.New(assertion.Config{Issuer: iss, Audience: aud, MaxCached: 2, Now: clk.now}, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := func(n string) *auth.Identity { return &auth.Identity{UserID: n} }
+	old := is.Assertion(user("old"))
+	clk.add(assertion.DefaultLifetime / 2) // old is due for a refresh
+	a := is.Assertion(user("a"))
+	b := is.Assertion(user("b")) // full: old goes, a stays
+	if is.Assertion(user("a")) != a {
+		t.Fatal("a fresh entry was dropped while a stale one could go")
+	}
+	// old was dropped, so it signs anew; a and b are fresh, so making
+	// room for old empties the cache, and b signs anew too.
+	if is.Assertion(user("old")) == old {
+		t.Fatal("a dropped entry served")
+	}
+	if is.Assertion(user("b")) == b {
+		t.Fatal("the cache was not emptied when nothing was stale")
+	}
+}

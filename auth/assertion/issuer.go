@@ -39,7 +39,7 @@ const (
 )
 
 // defaultMaxCached bounds the per-user cache; see Config.MaxCached.
-const defaultMaxCached = 100_000
+const defaultMaxCached = 10_000
 
 // jwksMaxAge is how long upstreams may cache the JWKS. Short, because a
 // rotation signs with the new key at once: an upstream that meets an
@@ -69,7 +69,9 @@ type Config struct {
 	// Store holds the keys, for Reload. Required for Reload and RunReload.
 	Store session.Store
 	// MaxCached bounds how many users' assertions are cached; default
-	// 100 000 (a few hundred bytes each). When full, the cache is emptied.
+	// 10 000 (about 1 KB each: the token and the groups it was signed
+	// for). When full, the entries due for a refresh go, and if that is
+	// not enough, all of them.
 	MaxCached int
 	// Logger receives signing failures and key changes. Nil: no logs.
 	Logger *zap.Logger
@@ -198,7 +200,16 @@ func (is *Issuer) Assertion(id *auth.Identity) string {
 	c = &cached{ring: r, email: id.Email, groups: slices.Clone(id.Groups), token: tok, refresh: refresh}
 	is.mu.Lock()
 	if len(is.cache) >= is.cfg.MaxCached {
-		clear(is.cache) // rare: more users within a lifetime than the bound
+		// Rare: as many users as the bound since the last pruning. Those
+		// not seen for half a lifetime are of no use any more.
+		for uid, e := range is.cache {
+			if !now.Before(e.refresh) {
+				delete(is.cache, uid)
+			}
+		}
+		if len(is.cache) >= is.cfg.MaxCached {
+			clear(is.cache)
+		}
 	}
 	is.cache[id.UserID] = c
 	is.mu.Unlock()
