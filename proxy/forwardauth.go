@@ -41,27 +41,30 @@ const (
 // path rules apply; then, instead of forwarding, the identity is answered
 // in headers (answerIdentity). A refusal is the authentication step's
 // own answer: the same status, WWW-Authenticate, X-Reason and body.
-func forwardAuth(authenticate func(http.Handler) http.Handler) http.Handler {
-	return chain(http.HandlerFunc(answerIdentity), originalRequest, authenticate, requireIdentity)
+func forwardAuth(authenticate func(http.Handler) http.Handler, assert func(*auth.Identity) string) http.Handler {
+	return chain(answerIdentity(assert), originalRequest, authenticate, requireIdentity)
 }
 
 // answerIdentity is forward-auth's 200: the identity in the headers a
 // proxied request would carry upstream, for the front proxy to copy onto
 // its request to the backend. A Set-Cookie written by the authentication
 // step (a login token issued or refreshed) is already in w's headers.
-func answerIdentity(w http.ResponseWriter, r *http.Request) {
-	id, _ := auth.FromContext(r.Context()) // requireIdentity made sure there is one
-	h := w.Header()
-	writeIdentity(id, func(name, value string) {
-		if value == "" {
-			delete(h, name)
-			return
-		}
-		h[name] = []string{value}
+// assert, when not nil, adds the signed assertion, as on a proxied request.
+func answerIdentity(assert func(*auth.Identity) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := auth.FromContext(r.Context()) // requireIdentity made sure there is one
+		h := w.Header()
+		writeIdentity(id, assert, func(name, value string) {
+			if value == "" {
+				delete(h, name)
+				return
+			}
+			h[name] = []string{value}
+		})
+		h.Set("Cache-Control", "no-store")
+		plumb.RecordFrom(r.Context()).IdentityAnswered = true
+		w.WriteHeader(http.StatusOK)
 	})
-	h.Set("Cache-Control", "no-store")
-	plumb.RecordFrom(r.Context()).IdentityAnswered = true
-	w.WriteHeader(http.StatusOK)
 }
 
 // originalRequest makes the forward-auth request look like the request the

@@ -97,7 +97,7 @@ func FuzzIdentityHeaders(f *testing.F) {
 // "-" (as CGI and some Java and Python servers do).
 func readsAsIdentity(name string) bool {
 	switch strings.ToLower(strings.ReplaceAll(name, "_", "-")) {
-	case "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups":
+	case "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-gatehouse-assertion":
 		return true
 	}
 	return false

@@ -20,6 +20,9 @@ const (
 	HeaderEmail     = "X-Forwarded-Email"
 	HeaderGroups    = "X-Forwarded-Groups"
 	HeaderRequestID = plumb.HeaderRequestID
+	// HeaderAssertion carries the signed identity assertion (package
+	// auth/assertion) when Config.Assertion is set.
+	HeaderAssertion = "X-Gatehouse-Assertion"
 )
 
 // stripIdentityHeaders removes every client-sent header that the upstream
@@ -61,7 +64,7 @@ func deleteIdentityHeaders(h http.Header) {
 
 func isIdentityHeader(name string) bool {
 	return sameHeaderName(name, "x-forwarded-user") || sameHeaderName(name, "x-forwarded-email") ||
-		sameHeaderName(name, "x-forwarded-groups")
+		sameHeaderName(name, "x-forwarded-groups") || sameHeaderName(name, "x-gatehouse-assertion")
 }
 
 // sameHeaderName reports whether name is want (lower case, with '-') when
@@ -113,6 +116,7 @@ type upstreamHeaders struct {
 	passAuthorization bool
 	passCookie        bool
 	cookieName        string
+	assert            func(*auth.Identity) string // Config.Assertion; nil: none
 }
 
 func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
@@ -124,8 +128,9 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 	if !p.passCookie {
 		removeCookie(h, p.cookieName)
 	}
-	// One backing array for the values, as Header.Clone does.
-	vals := make([]string, 0, 4)
+	// One backing array for the values, as Header.Clone does: the request
+	// id, three identity headers and the assertion.
+	vals := make([]string, 0, 5)
 	set := func(name, value string) {
 		if value == "" {
 			delete(h, name)
@@ -136,22 +141,27 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 	}
 	set(HeaderRequestID, plumb.RecordFrom(in.Context()).RequestID)
 	if id, ok := auth.FromContext(in.Context()); ok {
-		writeIdentity(id, set)
+		writeIdentity(id, p.assert, set)
 	}
 }
 
 // writeIdentity writes the headers that tell who the user is through set,
 // which sends a header or, for "", none: on the request to the upstream
 // and on forward-auth's answer alike, so that both always carry the same
-// identity. (A signed assertion of it belongs here too.) set must not
-// keep the function: it runs on every proxied request, and a set that
+// identity, and, when assert is not nil, its signed assertion. set must
+// not keep the function: it runs on every proxied request, and a set that
 // escaped would cost an allocation.
-func writeIdentity(id *auth.Identity, set func(name, value string)) {
+func writeIdentity(id *auth.Identity, assert func(*auth.Identity) string, set func(name, value string)) {
 	// Encoded, so that no name can pass for two groups, lose the spaces
 	// at its ends in transit, or break the header.
 	set(HeaderUser, idheader.Encode(id.UserID))
 	set(HeaderEmail, idheader.Encode(id.Email))
 	set(HeaderGroups, idheader.EncodeGroups(id.Groups))
+	if assert != nil {
+		// The client's was stripped on the way in; "" (signing failed)
+		// sends none, so an upstream relying on it refuses the request.
+		set(HeaderAssertion, assert(id))
+	}
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no

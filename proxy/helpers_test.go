@@ -71,10 +71,10 @@ func (a *fakeAuth) middleware(next http.Handler) http.Handler {
 
 // identityLike is the tests' own idea of an identity header, independent
 // of the code under test: any name that reads as X-Forwarded-User, -Email
-// or -Groups once case, "-" and "_" are ignored.
+// or -Groups, or X-Gatehouse-Assertion, once case, "-" and "_" are ignored.
 func identityLike(name string) bool {
 	switch strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(name)) {
-	case "xforwardeduser", "xforwardedemail", "xforwardedgroups":
+	case "xforwardeduser", "xforwardedemail", "xforwardedgroups", "xgatehouseassertion":
 		return true
 	}
 	return false

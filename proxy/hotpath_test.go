@@ -14,6 +14,7 @@ func TestIsIdentityHeaderMatchesDefinition(t *testing.T) {
 		"X_Forwarded_User", "x_FORWARDED-groups", "X-Forwarded_Email", "X-Forwarded-Users",
 		"X-Forwarded-Use", "X-Forwarded-For", "X-Forwarded-Host", "Cookie", "", "X-Forwarded-Group",
 		"X-Forwarded-Groupss", "X-Forwarded-User\x00", "Y-Forwarded-User", "X-Forwarded--User",
+		"X-Gatehouse-Assertion", "x_gatehouse_ASSERTION", "X-Gatehouse-Assertions", "X-Gatehouse-Assertio",
 	} {
 		if got, want := isIdentityHeader(name), readsAsIdentity(name); got != want {
 			t.Errorf("isIdentityHeader(%q) = %v, want %v", name, got, want)

@@ -25,6 +25,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/proxy/plumb"
 )
 
@@ -34,7 +35,7 @@ type Config struct {
 	// and a host, optionally a base path. Required.
 	Upstream *url.URL
 	// Prefix is the path under which Gatehouse serves its own endpoints
-	// (healthz, readyz, auth, logout) and which is never proxied. It must start
+	// (healthz, readyz, auth, logout, jwks.json) and which is never proxied. It must start
 	// and end with "/". Default "/gatehouse/".
 	Prefix string
 	// Authenticate is the authentication step. It either puts an
@@ -80,6 +81,15 @@ type Config struct {
 	// AccessLog, when set, writes the access log instead of Logger (same
 	// lines, written directly; see plumb.AccessLogJSON).
 	AccessLog *plumb.AccessLogJSON
+	// Assertion, when set, signs the identity for upstreams that must not
+	// trust plain headers: its result goes in X-Gatehouse-Assertion on
+	// every forwarded request and every forward-auth 200 ("" sends none).
+	// It runs on every such request, so it should cache (see package
+	// auth/assertion). Nil: no assertion.
+	Assertion func(*auth.Identity) string
+	// JWKS serves the assertion's verification keys at
+	// Prefix+"jwks.json", unauthenticated. Nil: 404 there.
+	JWKS http.Handler
 	// Observe, when set, is called once per request after its access-log
 	// line, with the request's record (see plumb.AccessLogConfig.Observe):
 	// the metrics. With it set, the record also times the round trip to
@@ -120,13 +130,15 @@ func New(cfg Config) (http.Handler, error) {
 		ready:     cfg.Ready,
 		logout:    cfg.Logout,
 		endpoints: cfg.Endpoints,
-		auth:      forwardAuth(cfg.Authenticate),
+		auth:      forwardAuth(cfg.Authenticate, cfg.Assertion),
+		jwks:      cfg.JWKS,
 	}
 	authenticate := cfg.Authenticate
 	if cfg.BrowserSignIn != nil {
 		authenticate = redirectBrowsers(cfg.Authenticate, cfg.BrowserSignIn)
 	}
-	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName}
+	headers := upstreamHeaders{passAuthorization: cfg.PassAuthorization, passCookie: cfg.PassCookie, cookieName: cfg.CookieName,
+		assert: cfg.Assertion}
 	return chain(newForwarder(cfg, headers, log),
 		plumb.AccessLog(plumb.AccessLogConfig{
 			Logger: log, Direct: cfg.AccessLog, Message: "request", InternalError: "gatehouse: internal error",

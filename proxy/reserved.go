@@ -47,6 +47,7 @@ type reservedPaths struct {
 	logout    http.Handler
 	endpoints map[string]http.Handler // Config.Endpoints
 	auth      http.Handler            // forward-auth; see forwardAuth
+	jwks      http.Handler            // the assertion's verification keys; nil: none
 }
 
 func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
@@ -74,6 +75,14 @@ func (rp *reservedPaths) middleware(next http.Handler) http.Handler {
 		case rp.prefix + "auth":
 			if allowGet(w, r) {
 				rp.auth.ServeHTTP(w, r)
+			}
+		case rp.prefix + "jwks.json":
+			if rp.jwks == nil {
+				plumb.WriteText(w, http.StatusNotFound, "gatehouse: not found")
+				return
+			}
+			if allowGet(w, r) {
+				rp.jwks.ServeHTTP(w, r)
 			}
 		case rp.prefix + "logout":
 			if rp.logout == nil {

@@ -93,6 +93,17 @@ func (m *Manager) ReloadKeys(ctx context.Context) (changed bool, err error) {
 // from GATEHOUSE_COOKIE_KEYS, do not run it. A failing read is logged once
 // until it recovers, and the current keys stay meanwhile.
 func (m *Manager) RunKeyReload(ctx context.Context, interval time.Duration) {
+	RunReload(ctx, interval, m.keysChanged, func(ctx context.Context) error {
+		_, err := m.ReloadKeys(ctx)
+		return err
+	}, m.log, "cookie keys")
+}
+
+// RunReload calls reload every interval (DefaultKeyReloadInterval if
+// interval is not positive), and at once whenever wake receives, until
+// ctx is done: how every replica follows keys kept in the store. A
+// failing reload is logged once, naming what, until it recovers.
+func RunReload(ctx context.Context, interval time.Duration, wake <-chan struct{}, reload func(context.Context) error, log *zap.Logger, what string) {
 	if interval <= 0 {
 		interval = DefaultKeyReloadInterval
 	}
@@ -104,17 +115,17 @@ func (m *Manager) RunKeyReload(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-m.keysChanged:
+		case <-wake:
 		}
-		_, err := m.ReloadKeys(ctx)
+		err := reload(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil && !failing:
-			m.log.Warn("cannot reload the cookie keys from the store; keeping the current ones", zap.Error(err))
+			log.Warn("cannot reload the "+what+" from the store; keeping the current ones", zap.Error(err))
 			failing = true
 		case err == nil && failing:
-			m.log.Info("cookie keys read from the store again")
+			log.Info(what + " read from the store again")
 			failing = false
 		}
 	}

@@ -359,62 +359,133 @@ func RotateCookieKeys(ctx context.Context, store Store, now time.Time) ([]Stored
 // in again). It returns the pair kept and the pairs dropped (none when
 // there was only one).
 func DropOldCookieKeys(ctx context.Context, store Store) (kept StoredKey, dropped []StoredKey, err error) {
-	before, after, err := updateStoredKeys(ctx, store, func(cur []StoredKey) ([]StoredKey, error) {
-		if cur == nil {
-			return nil, ErrNoStoredCookieKeys
-		}
-		return cur[:1], nil
-	})
+	kept, dropped, err = cookieKeyList.DropOld(ctx, store)
 	if err != nil {
 		return StoredKey{}, nil, fmt.Errorf("drop old cookie keys: %w", err)
 	}
-	return after[0], before[1:], nil
+	return kept, dropped, nil
 }
 
-// maxSwaps bounds updateStoredKeys' retries: each lost swap means another
-// writer changed the keys meanwhile, which rotations by hand never do for
-// long.
+// maxSwaps bounds UpdateSetting's retries: each lost swap means another
+// writer changed the setting meanwhile, which rotations by hand never do
+// for long.
 const maxSwaps = 10
 
-// updateStoredKeys replaces the stored keys with change(current) (current
-// is nil when none are stored) by compare-and-swap, reading again when
-// another writer got in between. A change that returns the keys unchanged
-// writes nothing. It returns the keys before and after.
-func updateStoredKeys(ctx context.Context, store Store, change func([]StoredKey) ([]StoredKey, error)) (before, after []StoredKey, err error) {
+// UpdateSetting replaces the value stored under key with change(current)
+// (current is nil when nothing is stored) by compare-and-swap, reading
+// again when another writer got in between: the one way every stored key
+// list (cookie keys, assertion keys) is changed, so that two replicas or
+// two `gatehouse keys` runs never lose each other's change. A change that
+// returns the current value writes nothing. It returns the values before
+// and after.
+func UpdateSetting(ctx context.Context, store Store, key string, change func(cur []byte) ([]byte, error)) (before, after []byte, err error) {
 	for range maxSwaps {
-		cur, raw, err := readStoredKeys(ctx, store)
-		if err != nil && !errors.Is(err, ErrNoStoredCookieKeys) {
-			return nil, nil, err
+		raw, err := store.GetSetting(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			raw = nil
+		case err != nil:
+			return nil, nil, fmt.Errorf("read setting %q: %w", key, err)
 		}
-		next, err := change(cur)
+		next, err := change(raw)
 		if err != nil {
 			return nil, nil, err
 		}
-		if sameKeys(cur, next) {
-			return cur, cur, nil
+		if raw != nil && bytes.Equal(raw, next) {
+			return raw, raw, nil
 		}
-		v := EncodeStoredCookieKeys(next)
 		if raw == nil {
-			got, err := store.GetOrCreateSetting(ctx, CookieKeysSetting, v)
+			got, err := store.GetOrCreateSetting(ctx, key, next)
 			if err != nil {
-				return nil, nil, fmt.Errorf("store cookie keys: %w", err)
+				return nil, nil, fmt.Errorf("store setting %q: %w", key, err)
 			}
-			if bytes.Equal(got, v) {
+			if bytes.Equal(got, next) {
 				return nil, next, nil
 			}
-			continue // another writer created them first: change theirs
+			continue // another writer created it first: change theirs
 		}
-		ok, err := store.CompareAndSwapSetting(ctx, CookieKeysSetting, raw, v)
+		ok, err := store.CompareAndSwapSetting(ctx, key, raw, next)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue // deleted meanwhile (by hand): start again
 		case err != nil:
-			return nil, nil, fmt.Errorf("store cookie keys: %w", err)
+			return nil, nil, fmt.Errorf("store setting %q: %w", key, err)
 		case ok:
-			return cur, next, nil
+			return raw, next, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("the stored cookie keys changed %d times while this change was being made; try again", maxSwaps)
+	return nil, nil, fmt.Errorf("the stored setting %q changed %d times while this change was being made; try again", key, maxSwaps)
+}
+
+// cookieKeyList is how the cookie keys are kept under CookieKeysSetting.
+var cookieKeyList = KeyList[StoredKey]{
+	Setting: CookieKeysSetting,
+	Parse:   ParseStoredCookieKeys,
+	Encode:  func(keys []StoredKey) ([]byte, error) { return EncodeStoredCookieKeys(keys), nil },
+	Same:    sameKeys,
+	None:    ErrNoStoredCookieKeys,
+}
+
+// updateStoredKeys replaces the stored cookie keys with change(current)
+// (current is nil when none are stored); see KeyList.Update.
+func updateStoredKeys(ctx context.Context, store Store, change func([]StoredKey) ([]StoredKey, error)) (before, after []StoredKey, err error) {
+	return cookieKeyList.Update(ctx, store, change)
+}
+
+// KeyList describes a list of keys kept in one store setting, newest (the
+// signing key) first: the cookie keys, and the identity assertion's
+// signing keys (package auth/assertion), which are rotated together.
+type KeyList[K any] struct {
+	Setting string                    // the setting's key
+	Parse   func([]byte) ([]K, error) // errors never quote key material
+	Encode  func([]K) ([]byte, error)
+	Same    func(a, b []K) bool // the same keys in the same order
+	None    error               // wrapped when the store holds no keys
+}
+
+// Update replaces the stored keys with change(current) (current is nil
+// when none are stored) through UpdateSetting. A change that returns the
+// keys unchanged writes nothing. It returns the keys before and after.
+func (l KeyList[K]) Update(ctx context.Context, store Store, change func([]K) ([]K, error)) (before, after []K, err error) {
+	_, _, err = UpdateSetting(ctx, store, l.Setting, func(raw []byte) ([]byte, error) {
+		before = nil
+		if raw != nil {
+			cur, err := l.Parse(raw)
+			if err != nil {
+				return nil, fmt.Errorf("stored setting %q: %w", l.Setting, err)
+			}
+			before = cur
+		}
+		next, err := change(before)
+		if err != nil {
+			return nil, err
+		}
+		after = next
+		if raw != nil && l.Same(before, next) {
+			return raw, nil
+		}
+		return l.Encode(next)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return before, after, nil
+}
+
+// DropOld keeps only the newest stored key and returns it and the keys
+// dropped (none when there was only one). With none stored, the error
+// wraps l.None.
+func (l KeyList[K]) DropOld(ctx context.Context, store Store) (kept K, dropped []K, err error) {
+	before, after, err := l.Update(ctx, store, func(cur []K) ([]K, error) {
+		if cur == nil {
+			return nil, l.None
+		}
+		return cur[:1], nil
+	})
+	if err != nil {
+		return kept, nil, err
+	}
+	return after[0], before[1:], nil
 }
 
 // sameKeys reports whether a and b are the same pairs in the same order

@@ -20,12 +20,10 @@ import (
 )
 
 // browserSettings are the browser sign-in's settings (see auth/browser).
-// Browser sign-in is on while BROWSER_CLIENT_ID is set. PUBLIC_URL is the
-// origin browsers and others reach Gatehouse at; the browser sign-in
-// builds its redirect_uri from it, and any other feature that needs
-// Gatehouse's own address reads the same setting.
+// Browser sign-in is on while BROWSER_CLIENT_ID is set. It builds its
+// redirect_uri from GATEHOUSE_PUBLIC_URL, a setting of config's, which the
+// signed assertion reads too.
 type browserSettings struct {
-	PublicURL        string   `env:"PUBLIC_URL" help:"the origin clients reach Gatehouse at, e.g. https://aem.example.com (no path); browser sign-in's redirect_uri is <PUBLIC_URL><PREFIX>callback; required with BROWSER_CLIENT_ID"`
 	ClientID         string   `env:"BROWSER_CLIENT_ID" help:"IMS client id of the web credential browsers sign in with (authorization code + PKCE); accepted for tokens from that sign-in only; empty: browsers get 401 like any client"`
 	ClientSecret     string   `env:"BROWSER_CLIENT_SECRET" help:"the web credential's client secret, sent with the code exchange; empty: PKCE alone (a public client)"`
 	ClientSecretFile string   `env:"BROWSER_CLIENT_SECRET_FILE" help:"file holding the browser client secret instead (a mounted secret; one trailing newline is ignored); not both"`
@@ -47,7 +45,7 @@ type browserConfig struct {
 // returns nil when BROWSER_CLIENT_ID is not set, and an error naming the
 // variables when the settings are half filled or malformed. cookieSecure
 // is GATEHOUSE_COOKIE_SECURE.
-func loadBrowserConfig(vars map[string]string, cookieSecure bool) (*browserConfig, error) {
+func loadBrowserConfig(vars map[string]string, cookieSecure bool, publicURL string) (*browserConfig, error) {
 	var s browserSettings
 	if err := env.ParseWithOptions(&s, env.Options{Prefix: envPrefix, Environment: vars}); err != nil {
 		return nil, describeEnvError(err, envKeysOf(reflect.TypeOf(browserSettings{})))
@@ -55,12 +53,6 @@ func loadBrowserConfig(vars map[string]string, cookieSecure bool) (*browserConfi
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s%s: %s", envPrefix, name, fmt.Sprintf(format, args...)))
-	}
-	if s.PublicURL != "" {
-		if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			bad("PUBLIC_URL", "%q: want an origin, scheme and host only, e.g. https://aem.example.com", s.PublicURL)
-		}
 	}
 	secret, err := secretSetting(vars, "BROWSER_CLIENT_SECRET")
 	if err != nil {
@@ -82,12 +74,12 @@ func loadBrowserConfig(vars map[string]string, cookieSecure bool) (*browserConfi
 		return nil, errors.Join(errs...)
 	}
 	switch {
-	case s.PublicURL == "":
+	case publicURL == "":
 		bad("PUBLIC_URL", "required with %sBROWSER_CLIENT_ID: the origin browsers reach Gatehouse at, e.g. https://aem.example.com", envPrefix)
-	case cookieSecure && strings.HasPrefix(strings.ToLower(s.PublicURL), "http://"):
+	case cookieSecure && strings.HasPrefix(strings.ToLower(publicURL), "http://"):
 		// A browser keeps Secure cookies from HTTPS pages only: every
 		// sign-in would end without a cookie and start again.
-		bad("PUBLIC_URL", "%q is plain HTTP, where browsers drop the Secure login-token cookie (%sCOOKIE_SECURE=true): use https, or COOKIE_SECURE=false for development", s.PublicURL, envPrefix)
+		bad("PUBLIC_URL", "%q is plain HTTP, where browsers drop the Secure login-token cookie (%sCOOKIE_SECURE=true): use https, or COOKIE_SECURE=false for development", publicURL, envPrefix)
 	}
 	var scopes []string
 	for _, sc := range s.Scopes {
@@ -106,7 +98,7 @@ func loadBrowserConfig(vars map[string]string, cookieSecure bool) (*browserConfi
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &browserConfig{publicURL: strings.TrimSuffix(s.PublicURL, "/"), clientID: clientID, clientSecret: secret,
+	return &browserConfig{publicURL: strings.TrimSuffix(publicURL, "/"), clientID: clientID, clientSecret: secret,
 		scopes: scopes, signOutURL: s.SignOutURL}, nil
 }
 

@@ -38,7 +38,8 @@ type chainEnv struct {
 
 var chainBody = []byte(`{"jcr:primaryType":"dam:Asset","jcr:created":"2024-01-01T00:00:00.000Z","bench":"a small upstream answer"}` + "\n")
 
-// newChainEnv starts the chain; extra are more GATEHOUSE_* settings.
+// newChainEnv starts the chain; extra settings are added to the
+// benchmark's own (the signed assertion, for one).
 func newChainEnv(b *testing.B, extra ...string) *chainEnv {
 	b.Helper()
 	env := &chainEnv{}
@@ -171,6 +172,13 @@ func BenchmarkChain(b *testing.B) {
 	b.Run("cookie", func(b *testing.B) {
 		h := map[string]string{"Cookie": "login-token=" + env.cookie}
 		env.drive(b, env.gatehouse, func(int) map[string]string { return h })
+	})
+	// The cookie request again, with the signed assertion on: a cached
+	// assertion per user, a new signature every half lifetime.
+	envAssert := newChainEnv(b, "GATEHOUSE_PUBLIC_URL=https://gatehouse.example", "GATEHOUSE_ASSERTION_AUDIENCE=bench")
+	b.Run("cookie-assertion", func(b *testing.B) {
+		h := map[string]string{"Cookie": "login-token=" + envAssert.cookie}
+		envAssert.drive(b, envAssert.gatehouse, func(int) map[string]string { return h })
 	})
 	b.Run("forward-auth-cookie", func(b *testing.B) {
 		// The question nginx asks for the cookie request above; the "?"

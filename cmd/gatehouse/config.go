@@ -29,7 +29,7 @@ const envPrefix = "GATEHOUSE_"
 type config struct {
 	Listen   string `env:"LISTEN" envDefault:":8080" help:"address the proxy listens on"`
 	Upstream string `env:"UPSTREAM,required" help:"the content backend, e.g. http://127.0.0.1:4502 (required)"`
-	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth), logout and the browser's sign-in, callback and sign-out; never proxied"`
+	Prefix   string `env:"PREFIX" envDefault:"/gatehouse/" help:"reserved path prefix for healthz, readyz, auth (forward-auth), jwks.json (the assertion's keys), logout and the browser's sign-in, callback and sign-out; never proxied"`
 
 	IMSURL             string        `env:"IMS_URL" envDefault:"https://ims-na1.adobelogin.com" help:"the identity service"`
 	IMSKeysURL         string        `env:"IMS_KEYS_URL" help:"JWKS with IMS's signing keys (default <IMS_URL>/ims/keys)"`
@@ -78,6 +78,12 @@ type config struct {
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client connection is kept open"`
 	MaxHeaderBytes    int           `env:"MAX_HEADER_BYTES" envDefault:"65536" help:"largest request header block accepted"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long in-flight requests may finish after SIGTERM"`
+
+	// The signed identity assertion (checked in assertionconfig.go).
+	// PUBLIC_URL is also browser sign-in's: one setting for both.
+	PublicURL         string        `env:"PUBLIC_URL" help:"the origin clients reach Gatehouse at, e.g. https://assets.example.com (no path): the signed assertion's iss, and the base of browser sign-in's redirect_uri <PUBLIC_URL><PREFIX>callback; required with ASSERTION_AUDIENCE or BROWSER_CLIENT_ID"`
+	AssertionAudience string        `env:"ASSERTION_AUDIENCE" help:"turns the signed identity assertion on: every forwarded request and forward-auth 200 carries X-Gatehouse-Assertion, an ES256 JWT with this aud, verifiable with the keys at <PREFIX>jwks.json; empty: off"`
+	AssertionLifetime time.Duration `env:"ASSERTION_LIFETIME" envDefault:"2m" help:"lifetime of an assertion (exp - iat), 10s to 5m; one is reused for a user until half of it has passed"`
 
 	GCHeadroomMiB int `env:"GC_HEADROOM_MIB" envDefault:"32" help:"keep the garbage collector's heap goal at least this many MiB above the live heap (fewer collections for a small heap, at the cost of that much memory); 0: Go's default; off when GOGC or GOMEMLIMIT is set"`
 
@@ -128,7 +134,7 @@ func loadConfig(environ []string) (*config, error) {
 		}
 		c.tech = tech
 	}
-	browser, err := loadBrowserConfig(vars, c.CookieSecure)
+	browser, err := loadBrowserConfig(vars, c.CookieSecure, c.PublicURL)
 	errs = append(errs, err)
 	c.browser = browser
 	if err := errors.Join(errs...); err != nil {
@@ -294,6 +300,9 @@ func (c *config) validate(vars map[string]string) error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.validateAssertion(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogFormat {
 	case "json", "console":

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/assertion"
 	"github.com/gatehouse-proxy/gatehouse/session"
 )
 
@@ -34,6 +35,18 @@ type keysReport struct {
 	// Dropped are the pairs drop-old removed (empty when there was only
 	// one); absent for the other commands.
 	Dropped []keyInfo `json:"dropped,omitzero"`
+	// Assertion are the identity assertion's signing keys, rotated and
+	// dropped together with the cookie keys; absent when the store holds
+	// none (the assertion was never on) or the cookie keys come from
+	// GATEHOUSE_COOKIE_KEYS.
+	Assertion *assertionKeys `json:"assertion,omitzero"`
+}
+
+// assertionKeys are the assertion's keys in keysReport: the ids the JWKS
+// lists them by, newest (the signing key) first.
+type assertionKeys struct {
+	Keys    []string `json:"kids"`
+	Dropped []string `json:"dropped,omitzero"`
 }
 
 // keyInfo describes one pair without revealing it.
@@ -70,6 +83,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON document instead of text")
+	assertionOnly := fs.Bool("assertion", false, "the signed assertion's keys only (also with GATEHOUSE_COOKIE_KEYS)")
 	fs.Usage = func() {} // the flag package says what was wrong; we say where help is
 	switch err := fs.Parse(args[1:]); {
 	case errors.Is(err, flag.ErrHelp):
@@ -82,7 +96,11 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "gatehouse keys %s: unexpected argument %q (the store is GATEHOUSE_STORE; see 'gatehouse keys -h')\n", sub, fs.Arg(0))
 		return errUsage
 	}
-	rep, err := runKeys(ctx, sub)
+	run := runKeys
+	if *assertionOnly {
+		run = runAssertionOnly
+	}
+	rep, err := run(ctx, sub)
 	if err != nil {
 		return fmt.Errorf("keys %s: %w", sub, err)
 	}
@@ -122,6 +140,14 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 		return newKeysReport(sub, keysSourceSetting, keys), nil
 	}
 
+	return withKeysStore(ctx, func(ctx context.Context, store session.Store) (*keysReport, error) {
+		return storedKeysCommand(ctx, store, sub)
+	})
+}
+
+// withKeysStore runs fn on the store GATEHOUSE_STORE names, bounded by
+// keysTimeout.
+func withKeysStore(ctx context.Context, fn func(context.Context, session.Store) (*keysReport, error)) (*keysReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, keysTimeout)
 	defer cancel()
 	store, err := storeFromEnv(ctx)
@@ -129,8 +155,14 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 		return nil, err
 	}
 	defer store.Close()
+	return fn(ctx, store)
+}
 
+// storedKeysCommand carries out sub on the cookie keys kept in store, and
+// on the assertion's keys with them.
+func storedKeysCommand(ctx context.Context, store session.Store, sub string) (*keysReport, error) {
 	var keys, dropped []session.StoredKey
+	var err error
 	switch sub {
 	case "rotate":
 		keys, err = session.RotateCookieKeys(ctx, store, time.Now())
@@ -154,7 +186,62 @@ func runKeys(ctx context.Context, sub string) (*keysReport, error) {
 			rep.Dropped = []keyInfo{}
 		}
 	}
+	if rep.Assertion, err = runAssertionKeys(ctx, store, sub); err != nil {
+		return nil, fmt.Errorf("the cookie keys are done, but not the %w", err)
+	}
 	return rep, nil
+}
+
+// runAssertionOnly is `gatehouse keys … --assertion`: sub on the
+// assertion's keys alone, which the store keeps whatever the cookie keys'
+// source, so that they can be rotated with GATEHOUSE_COOKIE_KEYS set too.
+func runAssertionOnly(ctx context.Context, sub string) (*keysReport, error) {
+	return withKeysStore(ctx, func(ctx context.Context, store session.Store) (*keysReport, error) {
+		ak, err := runAssertionKeys(ctx, store, sub)
+		switch {
+		case err != nil:
+			return nil, err
+		case ak == nil:
+			return nil, fmt.Errorf("%w: 'gatehouse serve' makes one at its first start with GATEHOUSE_ASSERTION_AUDIENCE set, or 'gatehouse keys rotate' does; is GATEHOUSE_STORE the store serve uses?", assertion.ErrNoKeys)
+		}
+		return &keysReport{Command: sub, Source: keysSourceStore, Keys: []keyInfo{}, Assertion: ak}, nil
+	})
+}
+
+// runAssertionKeys carries out sub on the assertion's keys, which follow
+// the cookie keys kept in the store: one rotation for every key Gatehouse
+// signs with. A store without assertion keys (the assertion was never on)
+// gets none from drop-old and list; rotate makes the first.
+func runAssertionKeys(ctx context.Context, store session.Store, sub string) (*assertionKeys, error) {
+	var keys, dropped []assertion.Key
+	var err error
+	switch sub {
+	case "rotate":
+		keys, err = assertion.Rotate(ctx, store, time.Now())
+	case "drop-old":
+		var kept assertion.Key
+		kept, dropped, err = assertion.DropOld(ctx, store)
+		keys = []assertion.Key{kept}
+	default:
+		keys, err = assertion.Stored(ctx, store)
+	}
+	switch {
+	case errors.Is(err, assertion.ErrNoKeys):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("assertion keys: %w", err)
+	}
+	ak := &assertionKeys{}
+	for _, k := range keys {
+		ak.Keys = append(ak.Keys, k.ID)
+	}
+	if sub == "drop-old" {
+		ak.Dropped = []string{}
+		for _, k := range dropped {
+			ak.Dropped = append(ak.Dropped, k.ID)
+		}
+	}
+	return ak, nil
 }
 
 func newKeysReport(sub, source string, keys []session.StoredKey) *keysReport {
@@ -166,6 +253,21 @@ func newKeysReport(sub, source string, keys []session.StoredKey) *keysReport {
 // printKeysReport writes rep for a person: one line for rotate and
 // drop-old, a small table for list.
 func printKeysReport(w io.Writer, rep *keysReport) {
+	printKeysTable(w, rep)
+	if ak := rep.Assertion; ak != nil {
+		fmt.Fprintf(w, "assertion: %s signs identity assertions; the JWKS lists %s (%s)", ak.Keys[0], countKeys(len(ak.Keys)), strings.Join(ak.Keys, ", "))
+		if len(ak.Dropped) > 0 {
+			fmt.Fprintf(w, "; dropped %s", strings.Join(ak.Dropped, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// printKeysTable writes the cookie keys' part of rep.
+func printKeysTable(w io.Writer, rep *keysReport) {
+	if len(rep.Keys) == 0 {
+		return // --assertion: no cookie keys in the report
+	}
 	signing := rep.Keys[0].Fingerprint
 	switch rep.Command {
 	case "rotate":
@@ -214,7 +316,7 @@ func settingDefault(field string) string {
 }
 
 func keysUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage: gatehouse keys rotate|drop-old|list [--json]
+	fmt.Fprint(w, `Usage: gatehouse keys rotate|drop-old|list [--json] [--assertion]
 
 The cookie keys that sign and verify login-token cookies, kept in the store that
 GATEHOUSE_STORE names and shared by every replica on it. Serving replicas re-read them
@@ -229,7 +331,14 @@ every GATEHOUSE_COOKIE_KEYS_RELOAD_INTERVAL: no restart is needed.
 
   --json    print one JSON document instead of text
 
-With GATEHOUSE_COOKIE_KEYS (or _FILE) set, the operator owns the keys: rotate and
-drop-old refuse, and list shows the setting's pairs.
+The signed identity assertion's key (GATEHOUSE_ASSERTION_AUDIENCE) is kept in the same
+store and follows the cookie keys: rotate makes a new one, which signs at once while
+the old ones stay in <PREFIX>jwks.json; drop-old removes the old ones from it.
+
+  --assertion  the assertion's keys only; they are in the store even with
+               GATEHOUSE_COOKIE_KEYS set, so this is how to rotate them then
+
+With GATEHOUSE_COOKIE_KEYS (or _FILE) set, the operator owns the cookie keys: rotate and
+drop-old refuse (without --assertion), and list shows the setting's pairs.
 `)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/assertion"
 	"github.com/gatehouse-proxy/gatehouse/session"
 	"github.com/gatehouse-proxy/gatehouse/session/sqlite"
 )
@@ -28,6 +29,26 @@ func storedKeys(t *testing.T, path string) []session.StoredKey {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// storedAssertionKeys are the ids of the assertion keys stored in the
+// SQLite file at path, newest first.
+func storedAssertionKeys(t *testing.T, path string) []string {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys, err := assertion.Stored(context.Background(), st)
+	if err != nil && !errors.Is(err, assertion.ErrNoKeys) {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range keys {
+		kids = append(kids, k.ID)
+	}
+	return kids
 }
 
 // TestKeysCommand runs `gatehouse keys` step after step on one store, as
@@ -135,6 +156,15 @@ func TestKeysCommand(t *testing.T) {
 		if s.stored > 0 && s.wantErr == nil && !strings.Contains(stdout, after[0]) && !strings.Contains(s.name, "GATEHOUSE_COOKIE_KEYS") && s.name != "help" {
 			t.Errorf("%s: stdout does not name the signing key %s:\n%s", s.name, after[0], stdout)
 		}
+		// The assertion's keys are rotated and dropped with the cookie
+		// keys, so the store holds as many of them.
+		kids := storedAssertionKeys(t, path)
+		if len(kids) != s.stored {
+			t.Fatalf("%s: %d assertion keys stored (%v), want %d", s.name, len(kids), kids, s.stored)
+		}
+		if s.stored > 0 && s.wantErr == nil && !strings.Contains(stdout, kids[0]) && !strings.Contains(s.name, "GATEHOUSE_COOKIE_KEYS") && s.name != "help" {
+			t.Errorf("%s: stdout does not name the assertion's signing key %s:\n%s", s.name, kids[0], stdout)
+		}
 		if s.json {
 			var rep keysReport
 			dec := json.NewDecoder(strings.NewReader(stdout))
@@ -148,6 +178,9 @@ func TestKeysCommand(t *testing.T) {
 				if k.Signs != (i == 0) || k.Created.IsZero() {
 					t.Errorf("%s: key %d: %+v; want only the first to sign, and a creation time", s.name, i, k)
 				}
+			}
+			if rep.Assertion == nil || !slices.Equal(rep.Assertion.Keys, kids) {
+				t.Errorf("%s: report's assertion keys %+v, want %v", s.name, rep.Assertion, kids)
 			}
 			if rep.Command != s.args[1] || rep.Source != "store" || !slices.Equal(fps, after) {
 				t.Errorf("%s: report %+v; want command %s, source store, keys %v", s.name, rep, s.args[1], after)
@@ -172,5 +205,45 @@ func TestKeysCommand(t *testing.T) {
 	keys, generated, err := session.LoadCookieKeys(context.Background(), st, "")
 	if err != nil || !generated || len(keys) != 1 || keys[0].Fingerprint() != signing {
 		t.Errorf("LoadCookieKeys = %d keys, %v; want the one the commands left, %s", len(keys), err, signing)
+	}
+}
+
+// TestKeysAssertionOnly: --assertion rotates, drops and lists the
+// assertion's keys alone, with the cookie keys owned by the operator too.
+func TestKeysAssertionOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	owned, _ := session.GenerateKeyPair()
+	env := []string{"GATEHOUSE_STORE=sqlite:" + path, "GATEHOUSE_COOKIE_KEYS=" + owned.Encode()}
+	steps := []struct {
+		args    []string
+		wantErr bool
+		outHas  string
+		kids    int // assertion keys stored afterwards
+	}{
+		{[]string{"keys", "list", "--assertion"}, true, "", 0},
+		{[]string{"keys", "rotate", "--assertion"}, false, "signs identity assertions", 1},
+		{[]string{"keys", "rotate", "--assertion"}, false, "the JWKS lists 2 keys", 2},
+		{[]string{"keys", "list", "--assertion", "--json"}, false, `"kids"`, 2},
+		{[]string{"keys", "drop-old", "--assertion"}, false, "dropped", 1},
+		{[]string{"keys", "rotate"}, true, "", 1}, // the cookie keys are still the operator's
+	}
+	for _, s := range steps {
+		stdout, stderr, err := runCmd(t, env, s.args...)
+		if (err != nil) != s.wantErr {
+			t.Fatalf("%q: %v, want error %v; stderr %s", s.args, err, s.wantErr, stderr)
+		}
+		if !strings.Contains(stdout, s.outHas) {
+			t.Errorf("%q: stdout does not say %q:\n%s", s.args, s.outHas, stdout)
+		}
+		kids := storedAssertionKeys(t, path)
+		if len(kids) != s.kids {
+			t.Fatalf("%q: %d assertion keys stored, want %d", s.args, len(kids), s.kids)
+		}
+		if len(kids) > 0 && !s.wantErr && !strings.Contains(stdout, kids[0]) {
+			t.Errorf("%q: stdout does not name the signing key %s:\n%s", s.args, kids[0], stdout)
+		}
+		if n := len(storedKeys(t, path)); n != 0 {
+			t.Fatalf("%q: %d cookie keys stored, want none (they are the operator's)", s.args, n)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/assertion"
 	"github.com/gatehouse-proxy/gatehouse/auth/bearer"
 	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 	"github.com/gatehouse-proxy/gatehouse/auth/provision"
@@ -134,6 +135,10 @@ type app struct {
 	// when the store sends none (SQLite: one machine).
 	changed func(session.Change)
 
+	// assertion signs the identity for the upstream; nil when
+	// GATEHOUSE_ASSERTION_AUDIENCE is not set.
+	assertion *assertion.Issuer
+
 	// The egress listener's, when GATEHOUSE_EGRESS_LISTEN is set.
 	tokens *techacct.Source
 	egress http.Handler
@@ -187,6 +192,9 @@ func (a *app) wire(ctx context.Context) error {
 		log.Info("no GATEHOUSE_COOKIE_KEYS set: using cookie keys generated once and kept in the store")
 	}
 	a.keysStored = generated
+	if err := a.wireAssertion(ctx); err != nil {
+		return err
+	}
 	a.sessions, err = session.NewManager(a.store, keys, session.ManagerConfig{
 		TTL:          cfg.LoginTokenTTL,
 		CookieName:   cfg.CookieName,
@@ -261,6 +269,9 @@ func (a *app) wire(ctx context.Context) error {
 			a.sessions.Changed(c)
 			prov.Changed(c)
 			si.Changed(c)
+			if a.assertion != nil {
+				a.assertion.Changed(c)
+			}
 		}
 	}
 	authenticate := si.Middleware
@@ -304,6 +315,8 @@ func (a *app) wire(ctx context.Context) error {
 		Logger:                     log.Named(proxyLoggerName),
 		AccessLog:                  a.accessLog,
 		Observe:                    a.requestObserver(),
+		Assertion:                  a.assertFunc(),
+		JWKS:                       a.jwks(),
 	}
 	if browserSignIn != nil {
 		pc.Endpoints, pc.BrowserSignIn, pc.Logout = browserSignIn.Endpoints(), browserSignIn, browserSignIn.Logout(pc.Logout)
@@ -405,6 +418,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.sessions.RunCleanup(ctx, a.cfg.CleanupInterval)
 	if a.keysStored {
 		go a.sessions.RunKeyReload(ctx, a.cfg.KeysReload)
+	}
+	if a.assertion != nil {
+		go a.assertion.RunReload(ctx, a.cfg.KeysReload)
 	}
 	if a.changed != nil {
 		// Revocations, user changes and key rotations made through other

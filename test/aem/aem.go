@@ -16,6 +16,9 @@
 //
 // Every JSON answer includes "user", "email" and "groups" as the backend
 // decoded them (package idheader); Seen keeps the headers as received.
+//
+// With RequireAssertion it is an upstream that does not trust plain
+// headers: it verifies Gatehouse's signed assertion against the JWKS too.
 package aem
 
 import (
@@ -38,6 +41,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/assertion"
 	"github.com/gatehouse-proxy/gatehouse/proxy/idheader"
 )
 
@@ -60,6 +64,7 @@ type Seen struct {
 	// The identity headers, as received ("" when absent).
 	User, Email, Groups string
 	RequestID           string // X-Request-Id
+	Assertion           string // X-Gatehouse-Assertion
 	// Whether the client's credentials reached the backend.
 	Authorization    bool
 	LoginTokenCookie bool
@@ -69,6 +74,7 @@ type Seen struct {
 type Backend struct {
 	log      *zap.Logger
 	requests atomic.Int64
+	verifier atomic.Pointer[assertion.Verifier] // see RequireAssertion
 
 	mu      sync.Mutex
 	assets  map[string]*asset // by full path, e.g. /content/dam/a/b.jpg
@@ -141,6 +147,30 @@ func (b *Backend) Seen() []Seen {
 	return append(slices.Clone(b.seen[b.next:]), b.seen[:b.next]...)
 }
 
+// RequireAssertion makes the backend verify X-Gatehouse-Assertion with v
+// on every request, as an upstream that must not trust plain headers
+// does: a request without a valid assertion, or whose assertion names
+// another user, email or groups than the identity headers, is refused
+// with 401. Nil turns the check off.
+func (b *Backend) RequireAssertion(v *assertion.Verifier) { b.verifier.Store(v) }
+
+// checkAssertion is RequireAssertion's check of r, whose identity
+// headers decoded to u.
+func (b *Backend) checkAssertion(r *http.Request, u who) error {
+	v := b.verifier.Load()
+	if v == nil {
+		return nil
+	}
+	c, err := v.Verify(r.Context(), r.Header.Get(assertion.Header))
+	if err != nil {
+		return err
+	}
+	if c.Subject != u.user || c.Email != u.email || !slices.Equal(c.Groups, u.groups) {
+		return errors.New("the assertion and the identity headers disagree")
+	}
+	return nil
+}
+
 // Requests returns how many requests the backend received, including the
 // ones it refused.
 func (b *Backend) Requests() int64 { return b.requests.Load() }
@@ -154,6 +184,7 @@ func (b *Backend) record(r *http.Request) {
 		Email:            r.Header.Get("X-Forwarded-Email"),
 		Groups:           r.Header.Get("X-Forwarded-Groups"),
 		RequestID:        r.Header.Get("X-Request-Id"),
+		Assertion:        r.Header.Get(assertion.Header),
 		Authorization:    r.Header.Get("Authorization") != "",
 		LoginTokenCookie: cookieErr == nil,
 	}
@@ -198,6 +229,10 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if u.user == "" {
 		reply(w, http.StatusUnauthorized, u, obj{"error": "unauthorized", "message": "no X-Forwarded-User: this backend only serves requests through Gatehouse"})
+		return
+	}
+	if err := b.checkAssertion(r, u); err != nil {
+		reply(w, http.StatusUnauthorized, u, obj{"error": "bad assertion", "message": err.Error()})
 		return
 	}
 	p := path.Clean("/" + r.URL.Path)
