@@ -65,7 +65,12 @@ func featureEnv(set string) ([]string, error) {
 	on, _ := featureSet(set)
 	var env []string
 	if !slices.Contains(on, featureLog) {
-		env = append(env, "GATEHOUSE_LOG_LEVEL=warn")
+		// Without info lines Gatehouse does not log its address: give it one.
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, fmt.Errorf("a port for gatehouse: %w", err)
+		}
+		env = append(env, "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_LISTEN="+addr)
 	}
 	if slices.Contains(on, featureMetrics) {
 		addr, err := freeLoopbackAddr()

@@ -82,6 +82,9 @@ func start(name string, cmd *exec.Cmd, findAddr func(line string) string) (*proc
 			p.mu.Lock()
 			p.out.Write(append(sc.Bytes(), '\n'))
 			p.mu.Unlock()
+			if findAddr == nil {
+				break
+			}
 			if a := findAddr(sc.Text()); a != "" {
 				addrc <- a
 				break
@@ -98,6 +101,9 @@ func start(name string, cmd *exec.Cmd, findAddr func(line string) string) (*proc
 			}
 		}
 	}()
+	if findAddr == nil {
+		return p, nil // the caller knows the address
+	}
 	select {
 	case p.addr = <-addrc:
 		return p, nil
@@ -283,7 +289,7 @@ func startGatehouse(bin string, env []string) (*process, error) {
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	p, err := start("gatehouse", cmd, func(line string) string {
+	findAddr := func(line string) string {
 		var l struct {
 			Msg  string `json:"msg"`
 			Addr string `json:"addr"`
@@ -292,9 +298,24 @@ func startGatehouse(bin string, env []string) (*process, error) {
 			return l.Addr
 		}
 		return ""
-	})
+	}
+	// With the log below info (the access log off) there is no "gatehouse
+	// listening" line: such runs give a fixed address instead.
+	known := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GATEHOUSE_LISTEN="); ok && !strings.HasSuffix(v, ":0") {
+			known = v
+		}
+	}
+	if known != "" {
+		findAddr = nil
+	}
+	p, err := start("gatehouse", cmd, findAddr)
 	if err != nil {
 		return nil, err
+	}
+	if known != "" {
+		p.addr = known
 	}
 	if err := waitReady(p.URL() + "/gatehouse/readyz"); err != nil {
 		p.stop()
