@@ -31,7 +31,7 @@ func TestReplicaFaults(t *testing.T) {
 	env := map[string]string{"STORE": url, "COOKIE_KEYS": unset, "SESSION_CACHE_TTL": "5m"}
 	replicas := []*proc{w.start(t, env), w.start(t, env), w.start(t, env)}
 	for _, p := range replicas {
-		waitLogged(t, p, "listening for change notifications; session cache emptied, since changes made meanwhile are unknown", 1)
+		waitLogged(t, p, listening, 1)
 	}
 	admin := append(cleanEnv(), "GATEHOUSE_STORE="+url)
 

@@ -28,7 +28,7 @@ func TestRevocationSpreads(t *testing.T) {
 	c := w.start(t, env)
 	replicas := []*proc{a, b, c}
 	for _, p := range replicas {
-		waitLogged(t, p, "listening for change notifications; session cache emptied, since changes made meanwhile are unknown", 1)
+		waitLogged(t, p, listening, 1)
 	}
 
 	// signIn signs u in on A and has every replica validate (and cache)
@@ -152,6 +152,10 @@ func refusedEverywhere(t *testing.T, replicas []*proc, cookie string, since time
 	}
 	return refusals, last
 }
+
+// listening is what a replica logs each time it starts listening for
+// change notifications; it empties its session cache then.
+const listening = "listening for change notifications; session cache emptied, since changes made meanwhile are unknown"
 
 // waitLogged waits until p has logged msg n times, at most 10 s.
 func waitLogged(t *testing.T, p *proc, msg string, n int) {
