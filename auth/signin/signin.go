@@ -121,7 +121,7 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 			h.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+		next.ServeHTTP(w, auth.SetIdentity(r, id))
 	})
 }
 
