@@ -7,6 +7,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 )
 
 // Method says which credential authenticated a request.
@@ -40,6 +41,29 @@ type Identity struct {
 	// last sync ("…@AdobeOrg"), sorted. Shared with the session layer: do
 	// not modify.
 	Orgs []string
+
+	// encoded memoizes the identity headers (see Encoded).
+	encoded atomic.Pointer[EncodedHeaders]
+}
+
+// EncodedHeaders are an identity's header values as the proxy sends them
+// (X-Forwarded-User, -Email and -Groups, encoded by package
+// proxy/idheader).
+type EncodedHeaders struct{ User, Email, Groups string }
+
+// Encoded returns id's header values, computed by encode on the first
+// call and kept with id. An Identity is read only once built, and the
+// sign-in step shares one per cached user, so a user's headers are
+// encoded once rather than on every request; a changed user gets a new
+// Identity. encode must be the same function on every call (concurrent
+// first calls may each run it, and either result is kept).
+func (id *Identity) Encoded(encode func(*Identity) EncodedHeaders) *EncodedHeaders {
+	if e := id.encoded.Load(); e != nil {
+		return e
+	}
+	e := encode(id)
+	id.encoded.Store(&e)
+	return &e
 }
 
 type identityKey struct{}

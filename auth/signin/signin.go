@@ -61,6 +61,8 @@ type Handler struct {
 	// An entry lives until the login token's (or the bearer's) expiry;
 	// when full, arbitrary entries are evicted.
 	reuse *cache.Cache[bearer.Hash, issued]
+	// ids shares one Identity per cached user between requests.
+	ids *identities
 }
 
 type issued struct {
@@ -100,7 +102,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.ReuseSize <= 0 {
 		cfg.ReuseSize = 100_000
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, ids: newIdentities()}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -224,7 +226,7 @@ func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated, client
 		h.log.Info("login token refreshed", zap.String("user", v.User.ID), zap.String("outcome", "refreshed"),
 			zap.Time("expires", v.Token.ExpiresAt))
 	}
-	return identity(v.User, auth.MethodCookie, clientID)
+	return h.ids.get(v.User, auth.MethodCookie, clientID)
 }
 
 // signIn turns a token a validated into a user and a login token.
@@ -236,7 +238,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a *bearer.Authe
 		} else {
 			http.SetCookie(w, v.cookie)
 		}
-		return identity(v.user, auth.MethodBearer, res.Claims.ClientID), nil
+		return h.ids.get(v.user, auth.MethodBearer, res.Claims.ClientID), nil
 	}
 	user, err := h.cfg.Provisioner.Ensure(ctx, res.Token, res.Claims)
 	if err != nil {

@@ -1,0 +1,76 @@
+package signin
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
+	"github.com/gatehouse-proxy/gatehouse/session"
+)
+
+// encodeForTest stands in for the proxy's header encoding: what matters
+// here is when it runs, not how it encodes.
+func encodeForTest(id *auth.Identity) auth.EncodedHeaders {
+	return auth.EncodedHeaders{User: id.UserID, Email: id.Email, Groups: strings.Join(id.Groups, ",")}
+}
+
+// A cached user's requests share one Identity, so that its headers are
+// encoded once; a user changed in the store (a re-sync with new groups)
+// gets a new Identity on the next request, whose headers carry the new
+// groups, however the old one's were memoized.
+func TestIdentitySharedUntilUserChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bearer bool // the cached bearer path, else the cookie
+	}{
+		{"cookie", false},
+		{"bearer reusing its login token", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tok, c := f.signIn(alice)
+			send := func() *auth.Identity {
+				t.Helper()
+				var w *httptest.ResponseRecorder
+				if tc.bearer {
+					w = f.request("GET", "/content", tok, nil, nil)
+				} else {
+					w = f.request("GET", "/content", "", c, nil)
+				}
+				if w.Code != http.StatusNoContent || f.seen == nil {
+					t.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+				return f.seen
+			}
+			first := send()
+			before := first.Encoded(encodeForTest).Groups
+			if second := send(); second != first {
+				t.Errorf("the second request of a cached user built a new Identity")
+			}
+
+			// Re-synced with a new group, as the provisioner does
+			// (its OnSync is the manager's ForgetUser).
+			if _, err := f.store.SyncUser(context.Background(), session.Profile{ID: alice, Email: "alice@example.com",
+				Name: "Alice A", FirstName: "Alice", LastName: "A", Orgs: []string{orgID}},
+				[]string{"Authors", "Editors"}, f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			f.mgr.ForgetUser(alice)
+
+			after := send()
+			if after == first {
+				t.Fatal("the re-synced user's request got the Identity built before the sync")
+			}
+			if !slices.Contains(after.Groups, "Editors") {
+				t.Errorf("groups after the sync %q, want Editors among them", after.Groups)
+			}
+			if got := after.Encoded(encodeForTest).Groups; got == before || !strings.Contains(got, "Editors") {
+				t.Errorf("encoded groups after the sync %q (before %q), want the new group", got, before)
+			}
+		})
+	}
+}
