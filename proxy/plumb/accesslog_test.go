@@ -155,3 +155,31 @@ func TestAccessLogContextCarriesSlot(t *testing.T) {
 		t.Error("the access log's context does not end with the client's")
 	}
 }
+
+// headerWriter is a ResponseWriter with its header map made up front, as
+// the server's is, so that only the steps' own allocations are counted.
+type headerWriter struct{ h http.Header }
+
+func (w *headerWriter) Header() http.Header         { return w.h }
+func (w *headerWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *headerWriter) WriteHeader(int)             {}
+
+// The access log (direct JSON, as serve writes it) and the request id,
+// around a handler that does nothing, allocate two objects per request: the access log's (record, writer and
+// context in one) and the request's copy with that context. The response's
+// X-Request-Id value lives in the record.
+func TestAccessLogAndRequestIDAllocations(t *testing.T) {
+	var got string
+	h := AccessLog(AccessLogConfig{Direct: &AccessLogJSON{W: io.Discard}})(RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = RecordFrom(r.Context()).RequestID
+	})))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set(HeaderRequestID, "client-id-1")
+	w := &headerWriter{h: http.Header{}}
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 2 {
+		t.Errorf("%v allocations per request, want at most 2", n)
+	}
+	if got != "client-id-1" || w.h.Get(HeaderRequestID) != "client-id-1" {
+		t.Errorf("request id %q, response header %q; want the client's", got, w.h.Get(HeaderRequestID))
+	}
+}

@@ -66,6 +66,8 @@ type Record struct {
 	// does not drown the requests people make.
 	Probe bool
 
+	// idHeader is the X-Request-Id value on the response (RequestID).
+	idHeader [1]string
 	// slot holds the request's identity once authenticated (auth.Slot;
 	// AccessLog's context answers for it).
 	slot auth.Slot
