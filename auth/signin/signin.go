@@ -232,7 +232,7 @@ func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated, client
 // signIn turns a token a validated into a user and a login token.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a *bearer.Authenticator, res *bearer.Result) (*auth.Identity, error) {
 	ctx := r.Context()
-	if v := h.reused(ctx, res); v != nil {
+	if v, ok := h.reused(ctx, res); ok {
 		if v.line != "" {
 			w.Header().Add("Set-Cookie", v.line) // what http.SetCookie does
 		} else {
@@ -265,9 +265,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a *bearer.Authe
 	return identity(user, auth.MethodBearer, res.Claims.ClientID), nil
 }
 
+// reuse is a login token handed out again: its cookie, or when the
+// Set-Cookie line was formatted already, only the line.
 type reuse struct {
-	cookie *http.Cookie
-	line   string // cookie's Set-Cookie line, when it was formatted already
+	cookie *http.Cookie // when line is ""
+	line   string
 	user   *session.User
 }
 
@@ -275,22 +277,24 @@ type reuse struct {
 // still valid and its user's sync is fresh. Validating it again (from the
 // session cache) catches a logout in the meantime, here or on another
 // replica, so a revoked login token is never handed out again.
-func (h *Handler) reused(ctx context.Context, res *bearer.Result) *reuse {
+func (h *Handler) reused(ctx context.Context, res *bearer.Result) (reuse, bool) {
 	is, ok := h.reuse.Get(res.Hash)
 	if !ok || !h.now().Before(is.expires) || is.userID != res.Claims.UserID {
-		return nil
+		return reuse{}, false
 	}
 	v, err := h.cfg.Sessions.Validate(ctx, is.value)
 	if err != nil || !h.cfg.Provisioner.Fresh(v.User) {
 		h.forget(res.Hash)
-		return nil
+		return reuse{}, false
 	}
 	if v.Refresh != nil {
 		h.remember(res, v.Refresh.Value, v.User.ID, v.Token.ExpiresAt)
-		return &reuse{cookie: v.Refresh, user: v.User}
+		return reuse{cookie: v.Refresh, user: v.User}, true
 	}
+	// Only the line is handed on, so that the cookie need not outlive
+	// this call (nor the reuse be a pointer): no allocation for either.
 	c := h.cfg.Sessions.Cookie(is.value, v.Token.ExpiresAt)
-	return &reuse{cookie: c, line: is.sent.line(c), user: v.User}
+	return reuse{line: is.sent.line(c), user: v.User}, true
 }
 
 func (h *Handler) remember(res *bearer.Result, value, userID string, expires time.Time) {
