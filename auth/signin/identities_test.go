@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/session"
@@ -72,5 +73,30 @@ func TestIdentitySharedUntilUserChanges(t *testing.T) {
 				t.Errorf("encoded groups after the sync %q (before %q), want the new group", got, before)
 			}
 		})
+	}
+}
+
+// A bearer reusing its login token gets the Set-Cookie line formatted for
+// the first such request while the cookie's Max-Age is unchanged, and a
+// new one, with the Max-Age counted down, once a second has passed.
+func TestReusedCookieLineFollowsMaxAge(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := f.signIn(alice)
+	maxAge := func() int {
+		t.Helper()
+		w := f.request("GET", "/content", tok, nil, nil)
+		c := loginCookie(w)
+		if w.Code != http.StatusNoContent || c == nil {
+			t.Fatalf("status %d, cookie %v", w.Code, c)
+		}
+		return c.MaxAge
+	}
+	first := maxAge()
+	if again := maxAge(); again != first {
+		t.Errorf("Max-Age %d, then %d at the same moment", first, again)
+	}
+	f.clock.Add(2 * time.Second)
+	if later := maxAge(); later != first-2 {
+		t.Errorf("Max-Age %d two seconds after %d, want %d", later, first, first-2)
 	}
 }

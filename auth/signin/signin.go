@@ -84,10 +84,19 @@ type cookieLine struct {
 	line    string // (*http.Cookie).String() of the cookie with these attributes
 }
 
+// cached returns the line last sent, if it was for a cookie expiring at
+// expires with this maxAge.
+func (s *sentCookie) cached(expires time.Time, maxAge int) (string, bool) {
+	if l := s.p.Load(); l != nil && l.maxAge == maxAge && l.expires.Equal(expires) {
+		return l.line, true
+	}
+	return "", false
+}
+
 // line returns c.String(); c is the cookie of this login token.
 func (s *sentCookie) line(c *http.Cookie) string {
-	if l := s.p.Load(); l != nil && l.maxAge == c.MaxAge && l.expires.Equal(c.Expires) {
-		return l.line
+	if line, ok := s.cached(c.Expires, c.MaxAge); ok {
+		return line
 	}
 	l := &cookieLine{expires: c.Expires, maxAge: c.MaxAge, line: c.String()}
 	s.p.Store(l)
@@ -291,10 +300,14 @@ func (h *Handler) reused(ctx context.Context, res *bearer.Result) (reuse, bool) 
 		h.remember(res, v.Refresh.Value, v.User.ID, v.Token.ExpiresAt)
 		return reuse{cookie: v.Refresh, user: v.User}, true
 	}
-	// Only the line is handed on, so that the cookie need not outlive
-	// this call (nor the reuse be a pointer): no allocation for either.
-	c := h.cfg.Sessions.Cookie(is.value, v.Token.ExpiresAt)
-	return reuse{line: is.sent.line(c), user: v.User}, true
+	// The line sent last is sent again while the cookie's Max-Age is the
+	// same: the cookie is built (and allocated) only when it changed.
+	exp := v.Token.ExpiresAt
+	line, ok := is.sent.cached(exp, h.cfg.Sessions.CookieMaxAge(exp))
+	if !ok {
+		line = is.sent.line(h.cfg.Sessions.Cookie(is.value, exp))
+	}
+	return reuse{line: line, user: v.User}, true
 }
 
 func (h *Handler) remember(res *bearer.Result, value, userID string, expires time.Time) {
