@@ -169,11 +169,14 @@ const copyBufferSize = 32 << 10
 // tuned alike.
 func NewBufferPool() httputil.BufferPool { return &bufferPool{} }
 
+// bufferPool holds the buffers as array pointers: Put turns the slice back
+// into its array's pointer without allocating, where storing a *[]byte
+// would allocate a slice header on every request.
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
 	return make([]byte, copyBufferSize)
 }
@@ -182,6 +185,5 @@ func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) != copyBufferSize {
 		return
 	}
-	buf = buf[:copyBufferSize]
-	b.p.Put(&buf)
+	b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 }

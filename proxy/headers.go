@@ -154,14 +154,21 @@ func (p upstreamHeaders) apply(out *http.Request, in *http.Request) {
 func writeIdentity(id *auth.Identity, assert func(*auth.Identity) string, set func(name, value string)) {
 	// Encoded, so that no name can pass for two groups, lose the spaces
 	// at its ends in transit, or break the header.
-	set(HeaderUser, idheader.Encode(id.UserID))
-	set(HeaderEmail, idheader.Encode(id.Email))
-	set(HeaderGroups, idheader.EncodeGroups(id.Groups))
+	// Once per Identity: the sign-in step shares one per cached user.
+	enc := id.Encoded(encodeIdentity)
+	set(HeaderUser, enc.User)
+	set(HeaderEmail, enc.Email)
+	set(HeaderGroups, enc.Groups)
 	if assert != nil {
 		// The client's was stripped on the way in; "" (signing failed)
 		// sends none, so an upstream relying on it refuses the request.
 		set(HeaderAssertion, assert(id))
 	}
+}
+
+func encodeIdentity(id *auth.Identity) auth.EncodedHeaders {
+	return auth.EncodedHeaders{User: idheader.Encode(id.UserID), Email: idheader.Encode(id.Email),
+		Groups: idheader.EncodeGroups(id.Groups)}
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no

@@ -49,6 +49,16 @@ func TestBufferPool(t *testing.T) {
 	}
 }
 
+// Put runs for every proxied request's copy buffer: it must not allocate
+// (a *[]byte per Put did).
+func TestBufferPoolPutAllocatesNothing(t *testing.T) {
+	p := NewBufferPool()
+	buf := p.Get()
+	if n := testing.AllocsPerRun(100, func() { p.Put(buf) }); n != 0 {
+		t.Errorf("Put: %v allocations, want 0", n)
+	}
+}
+
 func BenchmarkStripAndReserved(b *testing.B) {
 	rp := &reservedPaths{prefix: "/gatehouse/", folded: "/gatehouse/", match: NewPathMatcher("/gatehouse/")}
 	names := []string{"Host", "User-Agent", "Accept", "Cookie", "X-Request-Id", "Accept-Encoding"}

@@ -707,14 +707,23 @@ func (m *Manager) Cookie(value string, exp time.Time) *http.Cookie {
 	return m.cookieFor(value, exp, m.now())
 }
 
-func (m *Manager) cookieFor(value string, exp, now time.Time) *http.Cookie {
+// CookieMaxAge is the Max-Age that Cookie(value, exp) would have now: a
+// caller that formatted the cookie's line before can tell from it whether
+// that line is still the one to send, without building the cookie.
+func (m *Manager) CookieMaxAge(exp time.Time) int { return cookieMaxAge(exp, m.now()) }
+
+func cookieMaxAge(exp, now time.Time) int {
 	maxAge := int((exp.Sub(now) + time.Second - 1) / time.Second) // round up: never 0, which means "no Max-Age"
+	return max(maxAge, 1)
+}
+
+func (m *Manager) cookieFor(value string, exp, now time.Time) *http.Cookie {
 	return &http.Cookie{
 		Name:     m.name,
 		Value:    value,
 		Path:     m.path,
 		Expires:  exp.UTC(),
-		MaxAge:   max(maxAge, 1),
+		MaxAge:   cookieMaxAge(exp, now),
 		HttpOnly: true,
 		Secure:   m.secure,
 		SameSite: m.site,

@@ -61,6 +61,8 @@ type Handler struct {
 	// An entry lives until the login token's (or the bearer's) expiry;
 	// when full, arbitrary entries are evicted.
 	reuse *cache.Cache[bearer.Hash, issued]
+	// ids shares one Identity per cached user between requests.
+	ids *identities
 }
 
 type issued struct {
@@ -82,10 +84,19 @@ type cookieLine struct {
 	line    string // (*http.Cookie).String() of the cookie with these attributes
 }
 
+// cached returns the line last sent, if it was for a cookie expiring at
+// expires with this maxAge.
+func (s *sentCookie) cached(expires time.Time, maxAge int) (string, bool) {
+	if l := s.p.Load(); l != nil && l.maxAge == maxAge && l.expires.Equal(expires) {
+		return l.line, true
+	}
+	return "", false
+}
+
 // line returns c.String(); c is the cookie of this login token.
 func (s *sentCookie) line(c *http.Cookie) string {
-	if l := s.p.Load(); l != nil && l.maxAge == c.MaxAge && l.expires.Equal(c.Expires) {
-		return l.line
+	if line, ok := s.cached(c.Expires, c.MaxAge); ok {
+		return line
 	}
 	l := &cookieLine{expires: c.Expires, maxAge: c.MaxAge, line: c.String()}
 	s.p.Store(l)
@@ -100,7 +111,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.ReuseSize <= 0 {
 		cfg.ReuseSize = 100_000
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, ids: newIdentities()}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -121,7 +132,7 @@ func (h *Handler) Middleware(next http.Handler) http.Handler {
 			h.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+		next.ServeHTTP(w, auth.SetIdentity(r, id))
 	})
 }
 
@@ -224,19 +235,19 @@ func (h *Handler) fromCookie(w http.ResponseWriter, v *session.Validated, client
 		h.log.Info("login token refreshed", zap.String("user", v.User.ID), zap.String("outcome", "refreshed"),
 			zap.Time("expires", v.Token.ExpiresAt))
 	}
-	return identity(v.User, auth.MethodCookie, clientID)
+	return h.ids.get(v.User, auth.MethodCookie, clientID)
 }
 
 // signIn turns a token a validated into a user and a login token.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a *bearer.Authenticator, res *bearer.Result) (*auth.Identity, error) {
 	ctx := r.Context()
-	if v := h.reused(ctx, res); v != nil {
+	if v, ok := h.reused(ctx, res); ok {
 		if v.line != "" {
 			w.Header().Add("Set-Cookie", v.line) // what http.SetCookie does
 		} else {
 			http.SetCookie(w, v.cookie)
 		}
-		return identity(v.user, auth.MethodBearer, res.Claims.ClientID), nil
+		return h.ids.get(v.user, auth.MethodBearer, res.Claims.ClientID), nil
 	}
 	user, err := h.cfg.Provisioner.Ensure(ctx, res.Token, res.Claims)
 	if err != nil {
@@ -263,9 +274,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, a *bearer.Authe
 	return identity(user, auth.MethodBearer, res.Claims.ClientID), nil
 }
 
+// reuse is a login token handed out again: its cookie, or when the
+// Set-Cookie line was formatted already, only the line.
 type reuse struct {
-	cookie *http.Cookie
-	line   string // cookie's Set-Cookie line, when it was formatted already
+	cookie *http.Cookie // when line is ""
+	line   string
 	user   *session.User
 }
 
@@ -273,22 +286,28 @@ type reuse struct {
 // still valid and its user's sync is fresh. Validating it again (from the
 // session cache) catches a logout in the meantime, here or on another
 // replica, so a revoked login token is never handed out again.
-func (h *Handler) reused(ctx context.Context, res *bearer.Result) *reuse {
+func (h *Handler) reused(ctx context.Context, res *bearer.Result) (reuse, bool) {
 	is, ok := h.reuse.Get(res.Hash)
 	if !ok || !h.now().Before(is.expires) || is.userID != res.Claims.UserID {
-		return nil
+		return reuse{}, false
 	}
 	v, err := h.cfg.Sessions.Validate(ctx, is.value)
 	if err != nil || !h.cfg.Provisioner.Fresh(v.User) {
 		h.forget(res.Hash)
-		return nil
+		return reuse{}, false
 	}
 	if v.Refresh != nil {
 		h.remember(res, v.Refresh.Value, v.User.ID, v.Token.ExpiresAt)
-		return &reuse{cookie: v.Refresh, user: v.User}
+		return reuse{cookie: v.Refresh, user: v.User}, true
 	}
-	c := h.cfg.Sessions.Cookie(is.value, v.Token.ExpiresAt)
-	return &reuse{cookie: c, line: is.sent.line(c), user: v.User}
+	// The line sent last is sent again while the cookie's Max-Age is the
+	// same: the cookie is built (and allocated) only when it changed.
+	exp := v.Token.ExpiresAt
+	line, ok := is.sent.cached(exp, h.cfg.Sessions.CookieMaxAge(exp))
+	if !ok {
+		line = is.sent.line(h.cfg.Sessions.Cookie(is.value, exp))
+	}
+	return reuse{line: line, user: v.User}, true
 }
 
 func (h *Handler) remember(res *bearer.Result, value, userID string, expires time.Time) {

@@ -50,6 +50,7 @@ type fixture struct {
 	store *sqlite.Store
 	clock *clock
 	si    *Handler
+	mgr   *session.Manager
 	h     http.Handler
 	seen  *auth.Identity
 }
@@ -109,6 +110,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.mgr = mgr
 	f.si, err = New(Config{Bearer: b, Provisioner: prov, Sessions: mgr, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package plumb
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"runtime/debug"
@@ -10,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
 )
 
@@ -48,10 +50,13 @@ func AccessLog(cfg AccessLogConfig) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			rec := &Record{Start: start}
-			rw := NewResponseRecorder(w)
+			l := &logged{}
+			rec, rw := &l.rec, &l.rw
+			rec.Start = start
+			rw.ResponseWriter = w
 			rec.rw = rw
-			in := r.WithContext(NewContext(r.Context(), rec))
+			l.ctx = recordContext{Context: r.Context(), rec: rec}
+			in := r.WithContext(&l.ctx)
 
 			defer func() {
 				p := recover()
@@ -106,6 +111,34 @@ func AccessLog(cfg AccessLogConfig) func(http.Handler) http.Handler {
 			next.ServeHTTP(rw, in)
 		})
 	}
+}
+
+// logged is what the access log allocates for a request, as one object
+// rather than three: the record, the writer that watches the answer, and
+// the context that carries the record and the identity's slot.
+type logged struct {
+	rec Record
+	rw  ResponseRecorder
+	ctx recordContext
+}
+
+// recordContext is the request's context with its record and identity
+// slot (auth.Slot) as values: one context for both, where two
+// context.WithValue would each allocate. Everything else is its parent's.
+type recordContext struct {
+	context.Context
+	rec *Record
+}
+
+// Value implements context.Context.
+func (c *recordContext) Value(key any) any {
+	switch key.(type) {
+	case recordKey:
+		return c.rec
+	case auth.SlotKey:
+		return &c.rec.slot
+	}
+	return c.Context.Value(key)
 }
 
 // accessLine is what the access log says about a request.

@@ -1,6 +1,7 @@
 package plumb
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gatehouse-proxy/gatehouse/auth"
 	"github.com/gatehouse-proxy/gatehouse/proxy/jsonlog"
 )
 
@@ -120,5 +122,64 @@ func BenchmarkAccessLog(b *testing.B) {
 				h.ServeHTTP(w, r)
 			}
 		})
+	}
+}
+
+// The access log's context carries the record and an identity slot in
+// its one allocation: the authentication step's SetIdentity fills it
+// without copying the request, the access log's own request sees the
+// identity afterwards, and the context still ends with the client's.
+func TestAccessLogContextCarriesSlot(t *testing.T) {
+	id := &auth.Identity{UserID: "7F8F@AdobeID"}
+	var outer *http.Request
+	h := AccessLog(AccessLogConfig{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		RecordFrom(r.Context()).RequestID = "rid"
+		if next := auth.SetIdentity(r, id); next != r {
+			t.Error("SetIdentity copied the request: no slot in the access log's context")
+		}
+		outer = r
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if got, ok := auth.FromContext(outer.Context()); !ok || got != id {
+		t.Errorf("FromContext = %v, %v; want the identity set", got, ok)
+	}
+	if RecordFrom(outer.Context()).RequestID != "rid" {
+		t.Error("record not reachable through the context")
+	}
+	cancel()
+	select {
+	case <-outer.Context().Done():
+	default:
+		t.Error("the access log's context does not end with the client's")
+	}
+}
+
+// headerWriter is a ResponseWriter with its header map made up front, as
+// the server's is, so that only the steps' own allocations are counted.
+type headerWriter struct{ h http.Header }
+
+func (w *headerWriter) Header() http.Header         { return w.h }
+func (w *headerWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *headerWriter) WriteHeader(int)             {}
+
+// The access log (direct JSON, as serve writes it) and the request id,
+// around a handler that does nothing, allocate two objects per request: the access log's (record, writer and
+// context in one) and the request's copy with that context. The response's
+// X-Request-Id value lives in the record.
+func TestAccessLogAndRequestIDAllocations(t *testing.T) {
+	var got string
+	h := AccessLog(AccessLogConfig{Direct: &AccessLogJSON{W: io.Discard}})(RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = RecordFrom(r.Context()).RequestID
+	})))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set(HeaderRequestID, "client-id-1")
+	w := &headerWriter{h: http.Header{}}
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 2 {
+		t.Errorf("%v allocations per request, want at most 2", n)
+	}
+	if got != "client-id-1" || w.h.Get(HeaderRequestID) != "client-id-1" {
+		t.Errorf("request id %q, response header %q; want the client's", got, w.h.Get(HeaderRequestID))
 	}
 }

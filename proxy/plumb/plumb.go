@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
 )
 
 // Header names both listeners use.
@@ -63,6 +65,12 @@ type Record struct {
 	// debug, not info, so that an orchestrator probing every few seconds
 	// does not drown the requests people make.
 	Probe bool
+
+	// idHeader is the X-Request-Id value on the response (RequestID).
+	idHeader [1]string
+	// slot holds the request's identity once authenticated (auth.Slot;
+	// AccessLog's context answers for it).
+	slot auth.Slot
 
 	// rw is the writer AccessLog wraps around the server's, so that steps
 	// behind writers without Unwrap can still reach the connection.

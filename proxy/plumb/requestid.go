@@ -19,8 +19,14 @@ func RequestID(next http.Handler) http.Handler {
 		if !ValidRequestID(id) {
 			id = rand.Text()
 		}
-		w.Header()[HeaderRequestID] = []string{id}
-		RecordFrom(r.Context()).RequestID = id
+		rec := RecordFrom(r.Context())
+		rec.RequestID = id
+		// The header's value slice lives in the record, allocated with it
+		// by the access log, rather than one []string per request. Header
+		// edits replace a value slice (Set) or grow it past this one's
+		// capacity (Add); nothing writes into it.
+		rec.idHeader[0] = id
+		w.Header()[HeaderRequestID] = rec.idHeader[:1:1]
 		next.ServeHTTP(w, r)
 	})
 }
