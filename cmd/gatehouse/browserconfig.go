@@ -81,12 +81,7 @@ func loadBrowserConfig(vars map[string]string, cookieSecure bool, publicURL stri
 		// sign-in would end without a cookie and start again.
 		bad("PUBLIC_URL", "%q is plain HTTP, where browsers drop the Secure login-token cookie (%sCOOKIE_SECURE=true): use https, or COOKIE_SECURE=false for development", publicURL, envPrefix)
 	}
-	var scopes []string
-	for _, sc := range s.Scopes {
-		if sc = strings.TrimSpace(sc); sc != "" {
-			scopes = append(scopes, sc)
-		}
-	}
+	scopes := listSetting(s.Scopes)
 	if len(scopes) == 0 {
 		bad("BROWSER_SCOPES", "empty: name at least openid,AdobeID")
 	}

@@ -216,13 +216,7 @@ func (c *config) validate(vars map[string]string) error {
 	if c.IMSCluster == "" {
 		bad("IMS_CLUSTER", "must not be empty")
 	}
-	ids := c.IMSClientIDs[:0]
-	for _, id := range c.IMSClientIDs {
-		if id = strings.TrimSpace(id); id != "" {
-			ids = append(ids, id)
-		}
-	}
-	c.IMSClientIDs = ids
+	c.IMSClientIDs = listSetting(c.IMSClientIDs)
 	if c.IMSOrg != "" && !strings.HasSuffix(c.IMSOrg, "@AdobeOrg") {
 		bad("IMS_ORG", "%q: an organization id looks like 1234ABCD@AdobeOrg", c.IMSOrg)
 	}

@@ -171,15 +171,21 @@ func applyPayload(vars map[string]string, cfg *techacct.Config, imsDefaulted boo
 	return errors.Join(errs...)
 }
 
-// trimmedSorted is a list setting's values as a set: trimmed, without
-// empty ones, sorted.
-func trimmedSorted(vs []string) []string {
+// listSetting is a comma-separated setting's values as given: each
+// trimmed, empty ones dropped ("a, b," is a and b).
+func listSetting(vs []string) []string {
 	var out []string
 	for _, v := range vs {
 		if v = strings.TrimSpace(v); v != "" {
 			out = append(out, v)
 		}
 	}
+	return out
+}
+
+// trimmedSorted is a list setting's values as a set, sorted.
+func trimmedSorted(vs []string) []string {
+	out := listSetting(vs)
 	slices.Sort(out)
 	return out
 }
