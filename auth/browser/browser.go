@@ -30,6 +30,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-proxy/gatehouse/auth/ims"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/session"
 )
@@ -92,8 +93,8 @@ type Handler struct {
 	now         func() time.Time
 	prefix      string
 	reserved    *proxy.PathMatcher
-	authorize   string // IMS's authorization endpoint
-	tokenURL    string // IMS's token endpoint
+	authorize   string      // IMS's authorization endpoint
+	ims         *ims.Client // the token endpoint's client
 	redirectURI string
 	origin      string // PublicURL's scheme://host[:port]
 	scope       string
@@ -111,7 +112,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.SignIn == nil || cfg.SignOut == nil {
 		return nil, errors.New("browser sign-in: SignIn and SignOut are required")
 	}
-	ims, err := parseOrigin(cfg.IMSURL, true)
+	imsURL, err := parseOrigin(cfg.IMSURL, true)
 	if err != nil {
 		return nil, fmt.Errorf("browser sign-in: IMSURL: %w", err)
 	}
@@ -140,8 +141,7 @@ func New(cfg Config) (*Handler, error) {
 		now:         cfg.Now,
 		prefix:      cfg.Prefix,
 		reserved:    proxy.NewPathMatcher(cfg.Prefix),
-		authorize:   ims + "/ims/authorize/v2",
-		tokenURL:    ims + "/ims/token/v3",
+		authorize:   imsURL + "/ims/authorize/v2",
 		redirectURI: origin + cfg.Prefix + "callback",
 		origin:      origin,
 		scope:       strings.Join(cfg.Scopes, ","),
@@ -165,6 +165,9 @@ func New(cfg Config) (*Handler, error) {
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
+	}
+	if h.ims, err = ims.NewClient(imsURL, h.cfg.HTTPClient); err != nil {
+		return nil, fmt.Errorf("browser sign-in: IMSURL: %w", err)
 	}
 	return h, nil
 }

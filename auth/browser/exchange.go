@@ -2,17 +2,12 @@ package browser
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
-)
 
-// maxTokenAnswer bounds the token endpoint's answer read.
-const maxTokenAnswer = 1 << 20
+	"github.com/gatehouse-proxy/gatehouse/auth/ims"
+)
 
 // Errors of the code exchange, by what the person can do about them.
 var (
@@ -28,63 +23,23 @@ var (
 	errMisconfigured = errors.New("the identity service refused this server's sign-in request")
 )
 
-// tokenAnswer is what Gatehouse reads of the token endpoint's answer.
-type tokenAnswer struct {
-	AccessToken      string `json:"access_token"`
-	TokenType        string `json:"token_type"`
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description"`
-}
-
 // exchange trades an authorization code for an access token at IMS's
-// token endpoint (grant_type=authorization_code), with the PKCE verifier
-// always and the client secret when one is configured. The token never
+// token endpoint through the IMS client, so that its answer is read as
+// leniently as every other token answer (ims.Client.AuthorizationCode),
+// and sorts the failures by what the person can do. The token never
 // appears in an error.
 func (h *Handler) exchange(ctx context.Context, code, verifier string) (string, error) {
-	form := url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {h.redirectURI},
-		"client_id":     {h.cfg.ClientID},
-		"code_verifier": {verifier},
-	}
-	if h.cfg.ClientSecret != "" {
-		form.Set("client_secret", h.cfg.ClientSecret)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
+	r, err := h.ims.AuthorizationCode(ctx, h.cfg.ClientID, h.cfg.ClientSecret, code, h.redirectURI, verifier)
+	var te *ims.TokenError
+	switch {
+	case errors.As(err, &te) && te.Code == "invalid_grant":
+		return "", fmt.Errorf("%w: %w", errCodeRefused, err)
+	case errors.As(err, &te), errors.Is(err, ims.ErrBadAnswer):
 		return "", fmt.Errorf("%w: %w", errMisconfigured, err)
+	case err != nil: // unreachable, 5xx, 429
+		return "", fmt.Errorf("%w: %w", errIMSUnavailable, err)
+	case r.TokenType != "" && !strings.EqualFold(r.TokenType, "bearer"):
+		return "", fmt.Errorf("%w: token endpoint answered a %q token, not a bearer", errMisconfigured, clip(r.TokenType))
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := h.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("%w: token endpoint: %w", errIMSUnavailable, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenAnswer+1))
-	if err != nil {
-		return "", fmt.Errorf("%w: token endpoint: reading the answer: %w", errIMSUnavailable, err)
-	}
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return "", fmt.Errorf("%w: token endpoint answered %d", errIMSUnavailable, resp.StatusCode)
-	}
-	if len(body) > maxTokenAnswer {
-		return "", fmt.Errorf("%w: token endpoint: answer larger than %d bytes", errMisconfigured, maxTokenAnswer)
-	}
-	var ans tokenAnswer
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return "", fmt.Errorf("%w: token endpoint answered %d with no usable JSON", errMisconfigured, resp.StatusCode)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := fmt.Sprintf("token endpoint answered %d, error %q (%s)", resp.StatusCode, clip(ans.Error), clip(ans.ErrorDescription))
-		if ans.Error == "invalid_grant" {
-			return "", fmt.Errorf("%w: %s", errCodeRefused, e)
-		}
-		return "", fmt.Errorf("%w: %s", errMisconfigured, e)
-	}
-	if ans.AccessToken == "" || (ans.TokenType != "" && !strings.EqualFold(ans.TokenType, "bearer")) {
-		return "", fmt.Errorf("%w: token endpoint answered 200 without a bearer access_token", errMisconfigured)
-	}
-	return ans.AccessToken, nil
+	return r.AccessToken, nil
 }

@@ -87,6 +87,32 @@ func (c *Client) ClientCredentials(ctx context.Context, clientID, clientSecret s
 	return r, nil
 }
 
+// AuthorizationCode trades the authorization code of a browser sign-in for
+// the person's access token: POST /ims/token/v3 with
+// grant_type=authorization_code, the redirect_uri the code was issued for,
+// the PKCE verifier, and the client secret when clientSecret is not empty
+// (a public client proves itself by the verifier alone). The answer is
+// read as every token answer is (expires_in in seconds here). Errors are
+// those of ExchangeJWT; IMS refuses a used, expired or mismatched code with
+// a *TokenError of Code "invalid_grant".
+func (c *Client) AuthorizationCode(ctx context.Context, clientID, clientSecret, code, redirectURI, verifier string) (*TokenResponse, error) {
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"client_id":     {clientID},
+		"code":          {code},
+		"redirect_uri":  {redirectURI},
+		"code_verifier": {verifier},
+	}
+	if clientSecret != "" {
+		form.Set("client_secret", clientSecret)
+	}
+	r, err := c.postToken(ctx, "/ims/token/v3", form, time.Second)
+	if err != nil {
+		return nil, wrapTokenErr("ims authorization code", err)
+	}
+	return r, nil
+}
+
 // wrapTokenErr prefixes transport errors with what was being done, and
 // leaves a *TokenError as it is (its own message says what happened).
 func wrapTokenErr(what string, err error) error {

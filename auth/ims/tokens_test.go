@@ -58,6 +58,27 @@ func tokenCalls() []tokenCall {
 				return c.ClientCredentials(context.Background(), techClient, techSecret, []string{"openid", "AdobeID", "read_organizations"})
 			},
 		},
+		{
+			name: "authorization code",
+			path: "/ims/token/v3",
+			form: url.Values{"grant_type": {"authorization_code"}, "client_id": {techClient}, "client_secret": {techSecret},
+				"code": {"the-code"}, "redirect_uri": {"https://aem.example.com/gatehouse/callback"}, "code_verifier": {"the-verifier"}},
+			unit: time.Second,
+			call: func(c *Client) (*TokenResponse, error) {
+				return c.AuthorizationCode(context.Background(), techClient, techSecret, "the-code", "https://aem.example.com/gatehouse/callback", "the-verifier")
+			},
+		},
+		{
+			// A public client proves itself by the PKCE verifier alone.
+			name: "authorization code without a secret",
+			path: "/ims/token/v3",
+			form: url.Values{"grant_type": {"authorization_code"}, "client_id": {techClient},
+				"code": {"the-code"}, "redirect_uri": {"https://aem.example.com/gatehouse/callback"}, "code_verifier": {"the-verifier"}},
+			unit: time.Second,
+			call: func(c *Client) (*TokenResponse, error) {
+				return c.AuthorizationCode(context.Background(), techClient, "", "the-code", "https://aem.example.com/gatehouse/callback", "the-verifier")
+			},
+		},
 	}
 }
 
