@@ -40,6 +40,9 @@ import (
 func newForwarder(cfg Config, headers upstreamHeaders, log *zap.Logger) http.Handler {
 	upstream := cfg.Upstream
 	var transport http.RoundTripper = NewTransport(cfg.Transport)
+	if upstream.Scheme == "http" && !cfg.Transport.DisableDirect {
+		transport = newDirectTransport(transport, upstream.Host, cfg.Transport.withDefaults())
+	}
 	if cfg.Observe != nil {
 		transport = timedTransport{transport}
 	}

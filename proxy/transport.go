@@ -22,6 +22,10 @@ type Transport struct {
 	// close a connection for almost every request.
 	MaxIdleConnsPerHost int           // default 256
 	TLSHandshakeTimeout time.Duration // default 10s
+	// DisableDirect sends every request through net/http's Transport,
+	// also the bodiless GET and HEAD requests that otherwise take the
+	// direct path (see directTransport). The proxy's upstream only.
+	DisableDirect bool
 }
 
 // Defaults for the zero fields of Transport.

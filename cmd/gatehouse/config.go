@@ -73,6 +73,7 @@ type config struct {
 	UpstreamIdleConnTimeout       time.Duration `env:"UPSTREAM_IDLE_CONN_TIMEOUT" envDefault:"90s" help:"how long an idle upstream connection is kept"`
 	UpstreamMaxIdleConns          int           `env:"UPSTREAM_MAX_IDLE_CONNS" envDefault:"512" help:"idle upstream connections kept in all"`
 	UpstreamMaxIdleConnsPerHost   int           `env:"UPSTREAM_MAX_IDLE_CONNS_PER_HOST" envDefault:"256" help:"idle upstream connections kept per upstream host"`
+	UpstreamDirect                bool          `env:"UPSTREAM_DIRECT" envDefault:"true" help:"send bodiless GET and HEAD requests to a plain-http upstream on the request's own goroutine (false: every request through net/http's client)"`
 
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers, and, while it is not authenticated, its body"`
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"how long an idle client connection is kept open"`

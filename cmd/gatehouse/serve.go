@@ -295,6 +295,7 @@ func (a *app) wire(ctx context.Context) error {
 		IdleConnTimeout:       cfg.UpstreamIdleConnTimeout,
 		MaxIdleConns:          cfg.UpstreamMaxIdleConns,
 		MaxIdleConnsPerHost:   cfg.UpstreamMaxIdleConnsPerHost,
+		DisableDirect:         !cfg.UpstreamDirect,
 	}
 	if err := a.wireEgress(upstreamTransport); err != nil {
 		return err
