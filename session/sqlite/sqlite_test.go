@@ -573,6 +573,18 @@ func benchStore(b *testing.B) *Store {
 	return s
 }
 
+// benchUsers adds users u0@AdobeID … u<n-1>@AdobeID, three groups each.
+func benchUsers(b *testing.B, s *Store, n int) {
+	b.Helper()
+	for i := range n {
+		p := benchProfile
+		p.ID = fmt.Sprintf("u%d@AdobeID", i)
+		if _, err := s.SyncUser(context.Background(), p, benchGroups[:3], t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkCreateLoginToken(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
@@ -606,13 +618,7 @@ func BenchmarkCreateLoginTokenParallel(b *testing.B) {
 	ctx := context.Background()
 	s := benchStore(b)
 	const users, stored = 1000, 100_000
-	for i := range users {
-		p := benchProfile
-		p.ID = fmt.Sprintf("u%d@AdobeID", i)
-		if _, err := s.SyncUser(ctx, p, benchGroups[:3], t0); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchUsers(b, s, users)
 	var n atomic.Int64
 	create := func() error {
 		i := n.Add(1)
@@ -873,5 +879,56 @@ func TestTokenOfDisabledUser(t *testing.T) {
 		if u.Disabled != disabled {
 			t.Errorf("flag set to %t: GetLoginTokenWithUser's user has Disabled = %t", disabled, u.Disabled)
 		}
+	}
+}
+
+// BenchmarkTokenWriterBatch is the batch writer's own cost per login token,
+// by batch size, on an on-disk store already holding 100,000 tokens of
+// 1,000 users: the writer goroutine's work of a first-seen bearer, without
+// the callers' (a batch of 1 is a lone sign-in's own transaction).
+func BenchmarkTokenWriterBatch(b *testing.B) {
+	for _, size := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("rows=%d", size), func(b *testing.B) {
+			ctx := context.Background()
+			s := benchStore(b)
+			const users, stored = 1000, 100_000
+			benchUsers(b, s, users)
+			n := 0
+			batch := func() []*tokenbatch.Req {
+				reqs := make([]*tokenbatch.Req, size)
+				for i := range reqs {
+					n++
+					now := t0.Add(time.Duration(n) * time.Millisecond)
+					id, err := session.NewLoginTokenID(now)
+					if err != nil {
+						b.Fatal(err)
+					}
+					reqs[i] = tokenbatch.NewReq(ctx, &session.LoginToken{ID: id, UserID: fmt.Sprintf("u%d@AdobeID", n%users),
+						SecretHash: make([]byte, 32), CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour)})
+				}
+				return reqs
+			}
+			write := func(reqs []*tokenbatch.Req) {
+				s.tokens.write(reqs)
+				for _, r := range reqs {
+					if err := r.Wait(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for range stored / 64 {
+				write(batch())
+			}
+			rounds := max(1, b.N/size) // b.N tokens: ns/op and allocs/op are per token
+			batches := make([][]*tokenbatch.Req, rounds)
+			for i := range batches {
+				batches[i] = batch()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, reqs := range batches {
+				write(reqs)
+			}
+		})
 	}
 }

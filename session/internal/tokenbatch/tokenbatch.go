@@ -24,6 +24,14 @@ type Req struct {
 	result chan error // buffered: the writer never blocks on a caller that left
 }
 
+// NewReq is t queued by a caller whose context is ctx.
+func NewReq(ctx context.Context, t *session.LoginToken) *Req {
+	return &Req{Ctx: ctx, Token: t, result: make(chan error, 1)}
+}
+
+// Wait returns the outcome Done gave, waiting for it.
+func (r *Req) Wait() error { return <-r.result }
+
 // Done gives the caller its outcome. The write function calls it exactly
 // once per request.
 func (r *Req) Done(err error) { r.result <- err }
@@ -51,7 +59,7 @@ func New(maxBatch int, write func(batch []*Req)) *Writer {
 // done. A caller that stops waiting may still find its token written; an
 // unused token expires like any other.
 func (w *Writer) Create(ctx context.Context, t *session.LoginToken) error {
-	req := &Req{Ctx: ctx, Token: t, result: make(chan error, 1)}
+	req := NewReq(ctx, t)
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
