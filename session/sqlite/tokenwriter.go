@@ -129,13 +129,13 @@ func (w *tokenWriter) writeRows(ctx context.Context, batch []*tokenbatch.Req) {
 
 func insertToken(ctx context.Context, stmt *sql.Stmt, t *session.LoginToken) error {
 	r, err := stmt.ExecContext(ctx, t.ID, t.UserID, t.SecretHash, millis(t.CreatedAt), millis(t.ExpiresAt))
-	if isForeignKey(err) {
-		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
-	}
-	if isUserDisabled(err) {
-		return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrUserDisabled)
-	}
-	if err != nil {
+	if err != nil { // first: errors.As in the checks allocates even for a nil error
+		switch {
+		case isForeignKey(err):
+			return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrNotFound)
+		case isUserDisabled(err):
+			return fmt.Errorf("create login token %s: user %s: %w", t.ID, t.UserID, session.ErrUserDisabled)
+		}
 		return fmt.Errorf("create login token %s: %w", t.ID, err)
 	}
 	if n, err := r.RowsAffected(); err != nil {
