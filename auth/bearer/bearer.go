@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -52,7 +53,11 @@ const MaxTokenSize = 8 << 10
 type Hash [sha256.Size]byte
 
 // Short returns the first 12 hex digits of the hash, for logs.
-func (h Hash) Short() string { return fmt.Sprintf("%x", h[:6]) }
+func (h Hash) Short() string {
+	var b [12]byte // on the stack: the string is the one allocation
+	hex.Encode(b[:], h[:6])
+	return string(b[:])
+}
 
 // Result is a validated bearer token.
 type Result struct {
