@@ -76,6 +76,30 @@ func TestIdentitySharedUntilUserChanges(t *testing.T) {
 	}
 }
 
+// Bearers never seen before of a cached user share its Identity too, with
+// the one its cookie gets: each such sign-in issues a login token, but
+// the user, and so its identity headers, are the same.
+func TestIdentitySharedByFirstSeenBearers(t *testing.T) {
+	f := newFixture(t)
+	_, c := f.signIn(alice)
+	var ids []*auth.Identity
+	for range 2 {
+		if w := f.request("GET", "/content", f.token(alice), nil, nil); w.Code != http.StatusNoContent || loginCookie(w) == nil {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		ids = append(ids, f.seen)
+	}
+	if w := f.request("GET", "/content", "", c, nil); w.Code != http.StatusNoContent {
+		t.Fatalf("cookie: status %d: %s", w.Code, w.Body)
+	}
+	if ids[1] != ids[0] {
+		t.Errorf("the second first-seen bearer of a cached user built a new Identity")
+	}
+	if f.seen.UserID != alice || ids[0].Method != auth.MethodBearer || !slices.Equal(ids[0].Groups, f.seen.Groups) {
+		t.Errorf("bearer identity %+v, cookie identity %+v", ids[0], f.seen)
+	}
+}
+
 // A bearer reusing its login token gets the Set-Cookie line formatted for
 // the first such request while the cookie's Max-Age is unchanged, and a
 // new one, with the Max-Age counted down, once a second has passed.
