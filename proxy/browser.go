@@ -64,3 +64,52 @@ func (w *browserWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *browserWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// HeaderSignIn is on forward-auth's 401 to a browser's navigation: where
+// the front proxy should send the browser to sign in. nginx's
+// auth_request knows only 2xx, 401 and 403 from the endpoint, so the
+// redirect is the front proxy's to make (the README's nginx example does);
+// the decision of who is a browser stays Gatehouse's, the same as on the
+// proxy path.
+const HeaderSignIn = "X-Gatehouse-Sign-In"
+
+// hintBrowsers wraps forward-auth's authentication step so that its 401
+// to a browser's navigation (the original request, see originalRequest)
+// names the sign-in address in HeaderSignIn. The status and the rest of
+// the answer stay the step's own.
+func hintBrowsers(authenticate func(http.Handler) http.Handler, b BrowserSignIn) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		inner := authenticate(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !b.IsBrowser(r) {
+				inner.ServeHTTP(w, r)
+				return
+			}
+			inner.ServeHTTP(&hintWriter{ResponseWriter: w, b: b, r: r}, r)
+		})
+	}
+}
+
+// hintWriter adds HeaderSignIn to a 401.
+type hintWriter struct {
+	http.ResponseWriter
+	b           BrowserSignIn
+	r           *http.Request
+	wroteHeader bool
+}
+
+func (w *hintWriter) WriteHeader(code int) {
+	if code == http.StatusUnauthorized && !w.wroteHeader {
+		w.Header().Set(HeaderSignIn, w.b.SignInURL(w.r))
+	}
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hintWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true // an implicit 200
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *hintWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -37,13 +37,19 @@ func TestBrowserRedirectedToSignIn(t *testing.T) {
 		forwardAuth                  bool
 		status                       int
 		location, body               string
+		signIn                       string // forward-auth's HeaderSignIn
 	}{
-		{"browser without credentials", "/content/a.html?x=1", "text/html", "", false, http.StatusFound, "/gatehouse/sign-in?rd=/content/a.html?x=1", ""},
-		{"browser with a bad cookie", "/content/a.html", "text/html", "bad", false, http.StatusFound, "/gatehouse/sign-in?rd=/content/a.html", ""},
-		{"browser signed in", "/content/a.html", "text/html", "good", false, http.StatusOK, "", "upstream"},
-		{"API client", "/content/a.html", "application/json", "", false, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`},
-		{"forward-auth for a browser", "/gatehouse/auth", "text/html", "", true, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`},
-		{"the sign-in endpoint", "/gatehouse/sign-in?rd=/", "text/html", "", false, http.StatusOK, "", "sign-in page"},
+		{"browser without credentials", "/content/a.html?x=1", "text/html", "", false, http.StatusFound, "/gatehouse/sign-in?rd=/content/a.html?x=1", "", ""},
+		{"browser with a bad cookie", "/content/a.html", "text/html", "bad", false, http.StatusFound, "/gatehouse/sign-in?rd=/content/a.html", "", ""},
+		{"browser signed in", "/content/a.html", "text/html", "good", false, http.StatusOK, "", "upstream", ""},
+		{"API client", "/content/a.html", "application/json", "", false, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`, ""},
+		// auth_request knows no 302: the 401 names the sign-in address
+		// for nginx to redirect to, and only a browser's does.
+		{"forward-auth for a browser", "/gatehouse/auth", "text/html", "", true, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`, "/gatehouse/sign-in?rd=/content/a.html?x=1"},
+		{"forward-auth for a browser with a bad cookie", "/gatehouse/auth", "text/html", "bad", true, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`, "/gatehouse/sign-in?rd=/content/a.html?x=1"},
+		{"forward-auth for a signed-in browser", "/gatehouse/auth", "text/html", "good", true, http.StatusOK, "", "", ""},
+		{"forward-auth for an API client", "/gatehouse/auth", "application/json", "", true, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`, ""},
+		{"the sign-in endpoint", "/gatehouse/sign-in?rd=/", "text/html", "", false, http.StatusOK, "", "sign-in page", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +59,7 @@ func TestBrowserRedirectedToSignIn(t *testing.T) {
 				req.AddCookie(&http.Cookie{Name: "login-token", Value: tt.cookie})
 			}
 			if tt.forwardAuth {
-				req.Header.Set(HeaderOriginalURI, "/content/a.html")
+				req.Header.Set(HeaderOriginalURI, "/content/a.html?x=1")
 			}
 			res, err := noFollow.Do(req)
 			if err != nil {
@@ -64,6 +70,9 @@ func TestBrowserRedirectedToSignIn(t *testing.T) {
 			if res.StatusCode != tt.status || res.Header.Get("Location") != tt.location || !strings.Contains(string(body), tt.body) {
 				t.Errorf("%d Location %q body %q; want %d %q containing %q", res.StatusCode, res.Header.Get("Location"), body,
 					tt.status, tt.location, tt.body)
+			}
+			if got := res.Header.Get(HeaderSignIn); got != tt.signIn {
+				t.Errorf("%s %q, want %q", HeaderSignIn, got, tt.signIn)
 			}
 			if tt.status == http.StatusFound && (res.Header.Get("WWW-Authenticate") != "" || res.Header.Get("X-Reason") != "" ||
 				res.Header.Get("Cache-Control") != "no-store") {

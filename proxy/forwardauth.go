@@ -41,7 +41,14 @@ const (
 // path rules apply; then, instead of forwarding, the identity is answered
 // in headers (answerIdentity). A refusal is the authentication step's
 // own answer: the same status, WWW-Authenticate, X-Reason and body.
-func forwardAuth(authenticate func(http.Handler) http.Handler, assert func(*auth.Identity) string) http.Handler {
+//
+// With browser sign-in on (b not nil), a 401 to a browser's navigation
+// also names the sign-in address (HeaderSignIn), for the front proxy to
+// redirect to.
+func forwardAuth(authenticate func(http.Handler) http.Handler, assert func(*auth.Identity) string, b BrowserSignIn) http.Handler {
+	if b != nil {
+		authenticate = hintBrowsers(authenticate, b)
+	}
 	return chain(answerIdentity(assert), originalRequest, authenticate, requireIdentity)
 }
 

@@ -130,7 +130,7 @@ func New(cfg Config) (http.Handler, error) {
 		ready:     cfg.Ready,
 		logout:    cfg.Logout,
 		endpoints: cfg.Endpoints,
-		auth:      forwardAuth(cfg.Authenticate, cfg.Assertion),
+		auth:      forwardAuth(cfg.Authenticate, cfg.Assertion, cfg.BrowserSignIn),
 		jwks:      cfg.JWKS,
 	}
 	authenticate := cfg.Authenticate

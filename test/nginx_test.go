@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,6 +362,61 @@ func TestNginxForwardAuth(t *testing.T) {
 		}
 		n.wantCalls(t, before, imsCalls{})
 		wantUser(t, n.front.do(t, request{path: whoami, cookie: c2.value}), alice)
+	})
+
+	t.Run("browsers sent to sign in", func(t *testing.T) {
+		t.Parallel()
+		n, _, cookie := signInThroughNginx(t, map[string]string{
+			"PUBLIC_URL": "https://assets.example.com", "BROWSER_CLIENT_ID": browserClientID})
+		page := map[string][]string{"Accept": {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}}
+		api := map[string][]string{"Accept": {"application/json"}}
+		const target = "/content/dam/a.html?x=1&y=%2F"
+		signIn := "/gatehouse/sign-in?rd=" + url.QueryEscape(target)
+		for _, tc := range []struct {
+			name     string
+			req      request
+			location string // a 302's; "": the 401 of the other cases
+			cleared  bool   // the dead login token is cleared
+		}{
+			{"a page without credentials", request{path: target, header: page}, signIn, false},
+			{"a page with a revoked cookie", request{path: target, header: page, cookie: "not-a-login-token"}, signIn, true},
+			{"JSON without credentials", request{path: target, header: api}, "", false},
+			{"a page with a bearer token of nobody", request{path: target, header: page, bearer: "not-a-token"}, "", false},
+		} {
+			seen := n.backend.Requests()
+			r := n.front.do(t, tc.req)
+			if n.backend.Requests() != seen {
+				t.Errorf("%s: a refused request reached the backend", tc.name)
+			}
+			if tc.cleared {
+				r.wantClearedCookie(t)
+			}
+			if tc.location == "" {
+				if r.header.Get("Location") != "" {
+					t.Errorf("%s: Location %q on a refusal", tc.name, r.header.Get("Location"))
+				}
+				wantRefusedByNginx(t, n, r, http.StatusUnauthorized, map[bool]string{true: "NO_CREDENTIALS", false: "INVALID_TOKEN"}[tc.req.bearer == ""])
+				if n := len(r.header.Values("WWW-Authenticate")); n != 1 {
+					t.Errorf("%s: %d WWW-Authenticate headers, want 1", tc.name, n)
+				}
+				continue
+			}
+			if r.status != http.StatusFound || r.header.Get("Location") != tc.location {
+				t.Fatalf("%s: %d Location %q, want 302 to %s; nginx's error log:\n%s", tc.name, r.status, r.header.Get("Location"), tc.location, n.nginx.errorLog())
+			}
+			// nginx keeps the challenge it copied from the 401, which a
+			// browser ignores on a redirect; the reason is dropped.
+			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Reason") != "" {
+				t.Errorf("%s: the redirect may be cached or keeps the 401's reason: %v", tc.name, r.header)
+			}
+			// The sign-in page is Gatehouse's, through nginx: on to IMS.
+			r = n.front.do(t, request{path: tc.location, header: page})
+			if loc := r.header.Get("Location"); r.status != http.StatusFound || !strings.HasPrefix(loc, n.ims.URL+"/ims/authorize") {
+				t.Errorf("%s: sign-in answered %d Location %q, want a 302 to IMS", tc.name, r.status, loc)
+			}
+		}
+		// A signed-in browser gets its page.
+		wantUser(t, n.front.do(t, request{path: whoami, header: page, cookie: cookie.value}), alice)
 	})
 
 	t.Run("API paths by X-Original-URI", func(t *testing.T) {
