@@ -63,6 +63,12 @@ func (m *Manager) SetKeys(keys []KeyPair) (changed bool, err error) {
 	return true, nil
 }
 
+// KeyPairs returns the cookie keys in use now, newest (signing) first. The
+// slice is the Manager's: read it, do not change it. A caller that derives
+// keys of its own from these (the browser sign-in's attempt cookie) asks
+// again before each use, and derives again when they changed.
+func (m *Manager) KeyPairs() []KeyPair { return m.keys.Load().pairs }
+
 // ReloadKeys reads the cookie keys kept in the store (CookieKeysSetting)
 // and makes them the Manager's, as SetKeys does. A store that fails, holds
 // no keys or holds keys that do not parse is an error, and the current

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -66,6 +67,13 @@ type Config struct {
 	// cookie keys, from which keys of its own are derived. Newest first.
 	// Required.
 	Keys []session.KeyPair
+	// KeysNow, when set, returns the login-token cookie keys in use now
+	// (session.Manager.KeyPairs), asked at every sign-in and callback:
+	// keys rotated or dropped in the store then reach the attempt's cookie
+	// without a restart, so that replicas that reloaded them and replicas
+	// that did not yet still read each other's attempts, and a dropped key
+	// stops signing them. Without it Keys stay.
+	KeysNow func() []session.KeyPair
 	// CookieSecure marks the cookies Secure (and names them __Host-…).
 	CookieSecure bool
 	// SignIn signs the user in with the access token the exchange gave:
@@ -98,9 +106,9 @@ type Handler struct {
 	redirectURI string
 	origin      string // PublicURL's scheme://host[:port]
 	scope       string
-	codecs      stateCodecs
-	stateCookie string // name prefix of the attempt's cookie
-	marker      string // name of the same-site marker cookie
+	codecs      atomic.Pointer[stateCodecs] // derived from keysFrom
+	stateCookie string                      // name prefix of the attempt's cookie
+	marker      string                      // name of the same-site marker cookie
 }
 
 // New checks cfg and returns the Handler. Its errors name the Config
@@ -131,6 +139,9 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = DefaultScopes
 	}
+	if cfg.KeysNow != nil {
+		cfg.Keys = cfg.KeysNow()
+	}
 	codecs, err := newStateCodecs(cfg.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("browser sign-in: %w", err)
@@ -145,10 +156,10 @@ func New(cfg Config) (*Handler, error) {
 		redirectURI: origin + cfg.Prefix + "callback",
 		origin:      origin,
 		scope:       strings.Join(cfg.Scopes, ","),
-		codecs:      codecs,
 		stateCookie: "gatehouse-signin-",
 		marker:      "gatehouse-browser",
 	}
+	h.codecs.Store(&codecs)
 	if cfg.CookieSecure {
 		// A __Host- cookie can be set only by this origin over HTTPS, so
 		// no site under the same domain can plant an attempt of its own.

@@ -482,3 +482,67 @@ func TestLogoutForBrowsers(t *testing.T) {
 		}
 	}
 }
+
+// TestAttemptKeysFollowRotation rotates the login-token cookie keys under
+// a running Handler (A, then B and A, then B alone, as `gatehouse keys
+// rotate` and `drop-old` do in the store): attempts started before a
+// rotation finish, new attempts are signed with the new key, so that a
+// replica that knows only B reads them, and an attempt signed with a
+// dropped key is refused.
+func TestAttemptKeysFollowRotation(t *testing.T) {
+	a, err := session.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := session.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	keys := []session.KeyPair{a}
+	setKeys := func(ks ...session.KeyPair) {
+		mu.Lock()
+		defer mu.Unlock()
+		keys = ks
+	}
+	f := newFixture(t, "")
+	cfg := f.h.cfg
+	cfg.KeysNow = func() []session.KeyPair {
+		mu.Lock()
+		defer mu.Unlock()
+		return keys
+	}
+	if f.h, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	// A replica restarted after drop-old: B alone, from its start.
+	replica := cfg
+	replica.KeysNow, replica.Keys = nil, []session.KeyPair{b}
+	restarted, err := New(replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish := func(h *Handler, loc *url.URL, c *http.Cookie) int {
+		t.Helper()
+		running := f.h
+		f.h = h
+		defer func() { f.h = running }()
+		resp, _ := f.callback(f.authorize(loc).RawQuery, c)
+		return resp.StatusCode
+	}
+
+	locA, cA := f.signIn("/a")    // under A
+	locA2, cA2 := f.signIn("/a2") // under A
+	setKeys(b, a)                 // rotate
+	locB, cB := f.signIn("/b")    // under B
+	if got := finish(f.h, locA, cA); got != http.StatusFound {
+		t.Errorf("an attempt started before the rotation: callback %d, want 302", got)
+	}
+	if got := finish(restarted, locB, cB); got != http.StatusFound {
+		t.Errorf("an attempt started after the rotation, on a replica with only the new key: callback %d, want 302", got)
+	}
+	setKeys(b) // drop-old
+	if got := finish(f.h, locA2, cA2); got != http.StatusForbidden {
+		t.Errorf("an attempt signed with a dropped key: callback %d, want 403", got)
+	}
+}

@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/securecookie"
+	"go.uber.org/zap"
 
 	"github.com/gatehouse-proxy/gatehouse/session"
 )
@@ -76,8 +79,12 @@ func S256(verifier string) string {
 }
 
 // stateCodecs sign and encrypt attempt cookies; the first encodes, every
-// one decodes (keys being rotated).
-type stateCodecs []securecookie.Codec
+// one decodes (keys being rotated). from is the login-token cookie keys
+// they were derived from.
+type stateCodecs struct {
+	from   []session.KeyPair
+	codecs []securecookie.Codec
+}
 
 // newStateCodecs derives the attempt cookie's keys from the login-token
 // cookie keys, so that replicas sharing those keys accept each other's
@@ -85,19 +92,47 @@ type stateCodecs []securecookie.Codec
 // other way round (securecookie also binds each value to its cookie name).
 func newStateCodecs(keys []session.KeyPair) (stateCodecs, error) {
 	if len(keys) == 0 {
-		return nil, errors.New("Keys: at least one cookie key is required")
+		return stateCodecs{}, errors.New("Keys: at least one cookie key is required")
 	}
-	cs := make(stateCodecs, len(keys))
+	cs := stateCodecs{from: keys, codecs: make([]securecookie.Codec, len(keys))}
 	for i, k := range keys {
 		if len(k.Hash) == 0 || len(k.Block) == 0 {
-			return nil, fmt.Errorf("Keys: key %d is empty", i+1)
+			return stateCodecs{}, fmt.Errorf("Keys: key %d is empty", i+1)
 		}
 		c := securecookie.New(derive(k.Hash, "hash"), derive(k.Block, "block")).
 			SetSerializer(securecookie.JSONEncoder{}).
 			MaxAge(int(attemptTTL / time.Second))
-		cs[i] = c
+		cs.codecs[i] = c
 	}
 	return cs, nil
+}
+
+// stateCodecsNow returns the codecs of the keys in use now: when
+// Config.KeysNow says the login-token keys changed, they are derived again.
+// A change that does not parse (it cannot: the session manager checked
+// the keys) keeps the codecs in use, and is logged.
+func (h *Handler) stateCodecsNow() []securecookie.Codec {
+	cur := h.codecs.Load()
+	if h.cfg.KeysNow == nil {
+		return cur.codecs
+	}
+	keys := h.cfg.KeysNow()
+	if samePairs(cur.from, keys) {
+		return cur.codecs
+	}
+	next, err := newStateCodecs(keys)
+	if err != nil {
+		h.log.Error("sign-in attempt keys: keeping the previous ones", zap.Error(err))
+		return cur.codecs
+	}
+	h.codecs.Store(&next)
+	return next.codecs
+}
+
+func samePairs(a, b []session.KeyPair) bool {
+	return slices.EqualFunc(a, b, func(x, y session.KeyPair) bool {
+		return bytes.Equal(x.Hash, y.Hash) && bytes.Equal(x.Block, y.Block)
+	})
 }
 
 // derive is a 32-byte key for the attempt cookie from a login-token cookie
@@ -115,7 +150,7 @@ func (h *Handler) cookieName(state string) string {
 
 func (h *Handler) attemptCookie(a *attempt) (*http.Cookie, error) {
 	name := h.cookieName(a.State)
-	v, err := securecookie.EncodeMulti(name, a, h.codecs[0])
+	v, err := securecookie.EncodeMulti(name, a, h.stateCodecsNow()[0])
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +178,7 @@ func (h *Handler) readAttempt(r *http.Request, state string) (a *attempt, cookie
 		return nil, name
 	}
 	var got attempt
-	if err := securecookie.DecodeMulti(name, cs[0].Value, &got, h.codecs...); err != nil {
+	if err := securecookie.DecodeMulti(name, cs[0].Value, &got, h.stateCodecsNow()...); err != nil {
 		return nil, name
 	}
 	if subtle.ConstantTimeCompare([]byte(got.State), []byte(state)) != 1 || got.Verifier == "" {

@@ -102,7 +102,7 @@ func loadBrowserConfig(vars map[string]string, cookieSecure bool, publicURL stri
 // their own, whose allow-list is the browser client id alone: that id is
 // accepted for tokens Gatehouse obtained itself, never for a bearer token
 // a client sends, and the bearer ids are not accepted here.
-func wireBrowser(cfg *config, keys []session.KeyPair, ks *ims.KeySet, client *ims.Client, httpc *http.Client,
+func wireBrowser(cfg *config, keys func() []session.KeyPair, ks *ims.KeySet, client *ims.Client, httpc *http.Client,
 	si *signin.Handler, log *zap.Logger) (*browser.Handler, error) {
 	bc := cfg.browser
 	if bc == nil {
@@ -127,7 +127,7 @@ func wireBrowser(cfg *config, keys []session.KeyPair, ks *ims.KeySet, client *im
 	}
 	h, err := browser.New(browser.Config{
 		IMSURL: cfg.IMSURL, ClientID: bc.clientID, ClientSecret: bc.clientSecret, PublicURL: bc.publicURL,
-		Prefix: cfg.Prefix, Scopes: bc.scopes, SignOutURL: bc.signOutURL, Keys: keys, CookieSecure: cfg.CookieSecure,
+		Prefix: cfg.Prefix, Scopes: bc.scopes, SignOutURL: bc.signOutURL, KeysNow: keys, CookieSecure: cfg.CookieSecure,
 		SignIn: func(w http.ResponseWriter, r *http.Request, token string) error {
 			_, err := si.SignInToken(w, r, tokens, token)
 			return err

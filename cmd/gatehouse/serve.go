@@ -285,7 +285,7 @@ func (a *app) wire(ctx context.Context) error {
 			log.Warn("GATEHOUSE_API_PATHS is set but bearer sign-in is off (GATEHOUSE_IMS_CLIENT_IDS is empty): every request on an API path is refused")
 		}
 	}
-	browserSignIn, err := wireBrowser(cfg, keys, a.keys, client, imsHTTP, si, log.Named("browser"))
+	browserSignIn, err := wireBrowser(cfg, a.sessions.KeyPairs, a.keys, client, imsHTTP, si, log.Named("browser"))
 	if err != nil {
 		return err
 	}
