@@ -29,17 +29,41 @@ func redirectBrowsers(authenticate func(http.Handler) http.Handler, b BrowserSig
 	}
 }
 
-// browserWriter turns a 401 into a 302 to the sign-in page and drops its
-// body.
+// browserWriter turns a 401 into a 302 to the sign-in page, and another
+// refusal into a page for a person (BrowserSignIn.RefusalPage); either way
+// the step's JSON body is dropped.
 type browserWriter struct {
 	http.ResponseWriter
-	b          BrowserSignIn
-	r          *http.Request
-	redirected bool
+	b           BrowserSignIn
+	r           *http.Request
+	redirected  bool // the step's body is dropped
+	wroteHeader bool
 }
 
 func (w *browserWriter) WriteHeader(code int) {
-	if code != http.StatusUnauthorized || w.redirected {
+	if w.wroteHeader {
+		w.ResponseWriter.WriteHeader(code) // net/http logs the superfluous call
+		return
+	}
+	w.wroteHeader = true
+	if code >= 400 && code != http.StatusUnauthorized {
+		h := w.Header()
+		// The page sets its own type and length; the JSON's would lie.
+		ct, cl := h["Content-Type"], h["Content-Length"]
+		h.Del("Content-Type")
+		h.Del("Content-Length")
+		if w.b.RefusalPage(w.ResponseWriter, w.r, code, h.Get("X-Reason")) {
+			w.redirected = true
+			return
+		}
+		if ct != nil {
+			h["Content-Type"] = ct
+		}
+		if cl != nil {
+			h["Content-Length"] = cl
+		}
+	}
+	if code != http.StatusUnauthorized {
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
@@ -59,6 +83,7 @@ func (w *browserWriter) Write(b []byte) (int, error) {
 	if w.redirected {
 		return len(b), nil
 	}
+	w.wroteHeader = true // an implicit 200
 	return w.ResponseWriter.Write(b)
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/auth"
 )
 
 // browserHarness is Gatehouse with a browser sign-in that calls a request
@@ -28,6 +30,17 @@ func (htmlIsBrowser) SignInURL(r *http.Request) string {
 	return "/gatehouse/sign-in?rd=" + r.URL.RequestURI()
 }
 
+// RefusalPage has a page for a disabled user only.
+func (htmlIsBrowser) RefusalPage(w http.ResponseWriter, r *http.Request, status int, reason string) bool {
+	if reason != auth.ReasonUserDisabled {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, "page for "+reason)
+	return true
+}
+
 func TestBrowserRedirectedToSignIn(t *testing.T) {
 	h := browserHarness(t)
 	noFollow := *h.server.Client()
@@ -43,6 +56,11 @@ func TestBrowserRedirectedToSignIn(t *testing.T) {
 		{"browser with a bad cookie", "/content/a.html", "text/html", "bad", false, http.StatusFound, "/gatehouse/sign-in?rd=/content/a.html", "", ""},
 		{"browser signed in", "/content/a.html", "text/html", "good", false, http.StatusOK, "", "upstream", ""},
 		{"API client", "/content/a.html", "application/json", "", false, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`, ""},
+		// Other refusals: a page for a person where there is one, and only
+		// that page (the JSON is dropped); else the refusal as it was.
+		{"browser of a disabled user", "/content/a.html", "text/html", "disabled", false, http.StatusForbidden, "", "page for USER_DISABLED", ""},
+		{"browser refused otherwise", "/content/a.html", "text/html", "forbidden", false, http.StatusForbidden, "", `"reason":"FORBIDDEN"`, ""},
+		{"API client of a disabled user", "/content/a.html", "application/json", "disabled", false, http.StatusForbidden, "", `"reason":"USER_DISABLED"`, ""},
 		// auth_request knows no 302: the 401 names the sign-in address
 		// for nginx to redirect to, and only a browser's does.
 		{"forward-auth for a browser", "/gatehouse/auth", "text/html", "", true, http.StatusUnauthorized, "", `"reason":"NO_CREDENTIALS"`, "/gatehouse/sign-in?rd=/content/a.html?x=1"},
@@ -70,6 +88,10 @@ func TestBrowserRedirectedToSignIn(t *testing.T) {
 			if res.StatusCode != tt.status || res.Header.Get("Location") != tt.location || !strings.Contains(string(body), tt.body) {
 				t.Errorf("%d Location %q body %q; want %d %q containing %q", res.StatusCode, res.Header.Get("Location"), body,
 					tt.status, tt.location, tt.body)
+			}
+			if page := strings.HasPrefix(tt.body, "page for"); page && (string(body) != tt.body || res.Header.Get("Content-Type") != "text/html") ||
+				!page && strings.HasPrefix(tt.body, `"reason"`) && !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+				t.Errorf("Content-Type %q, body %q: want the page alone or the JSON alone", res.Header.Get("Content-Type"), body)
 			}
 			if got := res.Header.Get(HeaderSignIn); got != tt.signIn {
 				t.Errorf("%s %q, want %q", HeaderSignIn, got, tt.signIn)

@@ -57,6 +57,14 @@ func (a *fakeAuth) middleware(next http.Handler) http.Handler {
 			name = "login-token"
 		}
 		c, _ := r.Cookie(name)
+		switch {
+		case c != nil && c.Value == "disabled":
+			auth.WriteError(w, auth.UserDisabled(nil))
+			return
+		case c != nil && c.Value == "forbidden":
+			auth.WriteError(w, &auth.Error{Status: http.StatusForbidden, Reason: auth.ReasonForbidden, Description: "no"})
+			return
+		}
 		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer good") || (c != nil && strings.HasPrefix(c.Value, "good")) {
 			id := testUser
 			if a.identityOver != nil {

@@ -106,6 +106,12 @@ type BrowserSignIn interface {
 	// SignInURL is where to send r to sign in; asked only when the
 	// authentication step refuses a browser's request with 401.
 	SignInURL(r *http.Request) string
+	// RefusalPage writes, for a person, the page of another refusal of a
+	// browser's request (status and X-Reason as the step gave them: a
+	// disabled account, two login-token cookies, the identity service or
+	// the store away) and reports whether it did; false leaves the step's
+	// own answer.
+	RefusalPage(w http.ResponseWriter, r *http.Request, status int, reason string) bool
 }
 
 // Defaults for Config.

@@ -2,6 +2,7 @@ package browser
 
 import (
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -544,5 +545,47 @@ func TestAttemptKeysFollowRotation(t *testing.T) {
 	setKeys(b) // drop-old
 	if got := finish(f.h, locA2, cA2); got != http.StatusForbidden {
 		t.Errorf("an attempt signed with a dropped key: callback %d, want 403", got)
+	}
+}
+
+func TestRefusalPage(t *testing.T) {
+	f := newFixture(t, "")
+	for _, tc := range []struct {
+		reason, target string
+		status         int
+		wantPage       bool
+		title, link    string
+	}{
+		{auth.ReasonUserDisabled, "/content/a.html", http.StatusForbidden, true, "Account disabled", "/gatehouse/sign-in?rd=%2Fcontent%2Fa.html"},
+		{auth.ReasonAmbiguousCookie, "/content/a.html", http.StatusBadRequest, true, "Please sign in again", "/gatehouse/sign-in?rd=%2Fcontent%2Fa.html"},
+		{auth.ReasonUnavailable, "/content/a.html?x=1", http.StatusServiceUnavailable, true, "Please try again in a moment", "/content/a.html?x=1"},
+		{auth.ReasonStoreUnavailable, "/content/a.html", http.StatusServiceUnavailable, true, "Please try again in a moment", "/content/a.html"},
+		{auth.ReasonServiceError, "/content/a.html", http.StatusBadGateway, true, "Please try again in a moment", "/content/a.html"},
+		// The link back is never to another site, nor into Gatehouse.
+		{auth.ReasonUnavailable, "//evil.example/x", http.StatusServiceUnavailable, true, "Please try again in a moment", "/"},
+		{auth.ReasonForbidden, "/content/a.html", http.StatusForbidden, false, "", ""},
+		{"", "/content/a.html", http.StatusBadRequest, false, "", ""},
+	} {
+		t.Run(tc.reason+" "+tc.target, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "http://gatehouse.test"+tc.target, nil)
+			if got := f.h.RefusalPage(w, r, tc.status, tc.reason); got != tc.wantPage {
+				t.Fatalf("RefusalPage = %v, want %v", got, tc.wantPage)
+			}
+			if !tc.wantPage {
+				if w.Body.Len() != 0 || len(w.Header()) != 0 {
+					t.Errorf("wrote %d %q, want nothing", w.Code, w.Body)
+				}
+				return
+			}
+			body := w.Body.String()
+			if w.Code != tc.status || !strings.Contains(body, "<title>"+tc.title+"</title>") ||
+				!strings.Contains(body, `href="`+html.EscapeString(tc.link)+`"`) {
+				t.Errorf("%d %s; want %d, title %q, link %q", w.Code, body, tc.status, tc.title, tc.link)
+			}
+			if !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || w.Header().Get("Cache-Control") != "no-store" {
+				t.Errorf("headers %v", w.Header())
+			}
+		})
 	}
 }

@@ -64,6 +64,10 @@ var (
 		Message: "Your account was signed in at the sign-in service, but this server does not accept it."}
 	pageDisabled = pageData{status: http.StatusForbidden, Title: "Account disabled",
 		Message: "Your account is disabled on this server. Please contact the administrator."}
+	pageAmbiguousCookie = pageData{status: http.StatusBadRequest, Title: "Please sign in again",
+		Message: "This browser sent this server's sign-in cookie twice, so it could not tell who you are. The cookies were cleared."}
+	pageCannotCheck = pageData{status: http.StatusServiceUnavailable, Title: "Please try again in a moment",
+		Message: "This server could not check your sign-in just now.", LinkText: "Try again"}
 	pageSignedOut = pageData{status: http.StatusOK, Title: "You are signed out",
 		Message: "You are signed out of this server.", LinkText: "Sign in again"}
 	pageConfirmSignOut = pageData{status: http.StatusOK, Title: "Sign out?",
@@ -150,4 +154,28 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, p pageData, rd st
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
 	}
+}
+
+// RefusalPage is proxy.BrowserSignIn's: the page for a refusal of a
+// browser's page other than a 401, which the proxy turns into the
+// sign-in's redirect. A disabled account, two login-token cookies (cleared
+// by the refusal itself) and the identity service or the store away get a
+// page; anything else keeps the refusal's own answer.
+func (h *Handler) RefusalPage(w http.ResponseWriter, r *http.Request, status int, reason string) bool {
+	var p pageData
+	rd := r.URL.RequestURI()
+	switch reason {
+	case auth.ReasonUserDisabled:
+		p = pageDisabled
+	case auth.ReasonAmbiguousCookie:
+		p = pageAmbiguousCookie
+	case auth.ReasonUnavailable, auth.ReasonServiceError, auth.ReasonStoreUnavailable:
+		p = pageCannotCheck
+		p.Link = SafeRedirect(rd, h.reserved) // the same page again, if it is a page of the backend's
+	default:
+		return false
+	}
+	p.status = status
+	h.page(w, r, p, rd)
+	return true
 }
