@@ -275,15 +275,65 @@ func (e *Emulator) serveAuthorizationCode(w http.ResponseWriter, r *http.Request
 		writeError(w, http.StatusInternalServerError, "server_error", "could not issue a token")
 		return
 	}
-	writeJSON(w, http.StatusOK, codeAnswer{AccessToken: token, RefreshToken: randomHex(24), TokenType: "bearer",
-		ExpiresIn: int64(DefaultLifetime / time.Second)})
+	answer := codeAnswer{AccessToken: token, RefreshToken: randomHex(24), TokenType: "bearer",
+		ExpiresIn: int64(DefaultLifetime / time.Second)}
+	if hasScope(ac.scope, "openid") {
+		if answer.IDToken, err = e.idToken(baseURL(r), ac.userID, c.ID); err != nil {
+			writeError(w, http.StatusInternalServerError, "server_error", "could not issue an id token")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
+// codeAnswer is the token endpoint's answer to a code: IMS adds an OpenID
+// Connect id_token when the scope has openid.
 type codeAnswer struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token,omitempty"`
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`
+}
+
+// idClaims is an id_token's payload: OpenID Connect's claims, seconds
+// since the epoch, and IMS's own type and cluster.
+type idClaims struct {
+	Issuer     string `json:"iss"`
+	Subject    string `json:"sub"`
+	Audience   string `json:"aud"`
+	IssuedAt   int64  `json:"iat"`
+	Expires    int64  `json:"exp"`
+	Type       string `json:"type"`
+	Cluster    string `json:"as"`
+	Email      string `json:"email,omitempty"`
+	GivenName  string `json:"given_name,omitempty"`
+	FamilyName string `json:"family_name,omitempty"`
+}
+
+// idToken signs an id_token for userID, issued by issuer to clientID,
+// with the key access tokens are signed with.
+func (e *Emulator) idToken(issuer, userID, clientID string) (string, error) {
+	now := e.now()
+	c := idClaims{Issuer: issuer, Subject: userID, Audience: clientID, IssuedAt: now.Unix(),
+		Expires: now.Add(DefaultLifetime).Unix(), Type: "id_token", Cluster: e.cluster}
+	if u, ok := e.user(userID); ok {
+		c.Email, c.GivenName, c.FamilyName = u.Email, u.FirstName, u.LastName
+	}
+	e.mu.RLock()
+	key := e.keys[len(e.keys)-1]
+	e.mu.RUnlock()
+	return signJWT(key, "", &c)
+}
+
+// hasScope reports whether the comma- or space-separated scope names s.
+func hasScope(scope, s string) bool {
+	for _, f := range strings.FieldsFunc(scope, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if f == s {
+			return true
+		}
+	}
+	return false
 }
 
 // pkceMatches checks an S256 code_verifier (RFC 7636) against challenge.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 const (
@@ -229,5 +232,48 @@ func TestAuthorizeSessionAndLogout(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("after logout: %d to %q, want the sign-in page again", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestCodeAnswerIDToken: with openid in the scope the code's answer has an
+// id_token as IMS's does, signed by a published key, for the user and the
+// client; without openid it has none.
+func TestCodeAnswerIDToken(t *testing.T) {
+	for _, scope := range []string{"openid,AdobeID", "AdobeID"} {
+		t.Run(scope, func(t *testing.T) {
+			w := newCodeWorld(t)
+			p := authzParams(spaClient)
+			p.Set("scope", scope)
+			back := w.code(p)
+			status, ans := w.exchange(url.Values{"code": {back.Query().Get("code")}, "client_id": {spaClient},
+				"redirect_uri": {callbackURI}, "code_verifier": {verifier}})
+			if status != http.StatusOK {
+				t.Fatalf("exchange: %d %v", status, ans)
+			}
+			raw, has := ans["id_token"].(string)
+			if scope == "AdobeID" {
+				if has {
+					t.Errorf("id_token without openid in the scope")
+				}
+				return
+			}
+			claims := jwt.MapClaims{}
+			_, err := jwt.ParseWithClaims(raw, claims, func(tok *jwt.Token) (any, error) {
+				kid, _ := tok.Header["kid"].(string)
+				x5u, _ := tok.Header["x5u"].(string)
+				k := w.srv.keyFor(kid, x5u)
+				if k == nil {
+					return nil, errors.New("unknown key")
+				}
+				return &k.priv.PublicKey, nil
+			}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithAudience(spaClient), jwt.WithIssuer(w.srv.URL),
+				jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(w.srv.now))
+			if err != nil {
+				t.Fatalf("id_token: %v", err)
+			}
+			if claims["sub"] != "U1@AdobeID" || claims["type"] != "id_token" {
+				t.Errorf("id_token claims %v", claims)
+			}
+		})
 	}
 }

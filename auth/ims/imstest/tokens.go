@@ -187,8 +187,12 @@ func copyClaims(c *ims.Claims) *ims.Claims {
 	return &d
 }
 
-func sign(k *signingKey, c *tokenClaims) (string, error) {
-	header, err := json.Marshal(tokenHeader{Alg: "RS256", X5U: k.x5u, KID: k.kid, ITT: "at"})
+func sign(k *signingKey, c *tokenClaims) (string, error) { return signJWT(k, "at", c) }
+
+// signJWT signs payload with k, the header naming k as IMS's do; itt is
+// the header's token type ("at"), or "" for none.
+func signJWT(k *signingKey, itt string, c any) (string, error) {
+	header, err := json.Marshal(tokenHeader{Alg: "RS256", X5U: k.x5u, KID: k.kid, ITT: itt})
 	if err != nil {
 		return "", err
 	}
