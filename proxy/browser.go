@@ -12,19 +12,31 @@ import (
 // w itself: once authenticated, the proxied request does not go through
 // the wrapper.
 func redirectBrowsers(authenticate func(http.Handler) http.Handler, b BrowserSignIn) func(http.Handler) http.Handler {
+	redirect := whenBrowser(authenticate, b, func(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+		return &browserWriter{ResponseWriter: w, b: b, r: r}
+	})
 	return func(next http.Handler) http.Handler {
-		inner := authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return redirect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if bw, ok := w.(*browserWriter); ok {
 				w = bw.ResponseWriter
 			}
 			next.ServeHTTP(w, r)
 		}))
+	}
+}
+
+// whenBrowser wraps the authentication step so that, for a request b
+// calls a browser's, the step writes through wrap's writer; other
+// requests use w itself.
+func whenBrowser(authenticate func(http.Handler) http.Handler, b BrowserSignIn,
+	wrap func(http.ResponseWriter, *http.Request) http.ResponseWriter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		inner := authenticate(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !b.IsBrowser(r) {
-				inner.ServeHTTP(w, r)
-				return
+			if b.IsBrowser(r) {
+				w = wrap(w, r)
 			}
-			inner.ServeHTTP(&browserWriter{ResponseWriter: w, b: b, r: r}, r)
+			inner.ServeHTTP(w, r)
 		})
 	}
 }
@@ -103,16 +115,9 @@ const HeaderSignIn = "X-Gatehouse-Sign-In"
 // names the sign-in address in HeaderSignIn. The status and the rest of
 // the answer stay the step's own.
 func hintBrowsers(authenticate func(http.Handler) http.Handler, b BrowserSignIn) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		inner := authenticate(next)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !b.IsBrowser(r) {
-				inner.ServeHTTP(w, r)
-				return
-			}
-			inner.ServeHTTP(&hintWriter{ResponseWriter: w, b: b, r: r}, r)
-		})
-	}
+	return whenBrowser(authenticate, b, func(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+		return &hintWriter{ResponseWriter: w, b: b, r: r}
+	})
 }
 
 // hintWriter adds HeaderSignIn to a 401.
