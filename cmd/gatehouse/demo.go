@@ -447,7 +447,11 @@ func (d *demo) play(ctx context.Context) error {
 		}
 	}
 	d.cookie = old
-	if err := d.report("logout: login token revoked, cookie refused", ex, "", err); err != nil {
+	detail := ""
+	if ex != nil {
+		detail = "X-Reason: " + ex.resp.Header.Get("X-Reason")
+	}
+	if err := d.report("logout: login token revoked, cookie refused", ex, detail, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.out, "\nAll %d steps behaved. IMS calls in all: validate %d, profile %d, organizations %d.\n", d.step,
